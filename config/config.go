@@ -1,0 +1,255 @@
+// Package config holds eprostream's runtime configuration: one struct, its
+// defaults, the environment variables and flags that set it, and Validate.
+// Every subcommand reads its configuration from here and nowhere else.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is the configuration shared by every subcommand.
+type Config struct {
+	// Env names the deployment (dev, staging, prod); it scopes Redis keys.
+	Env string
+	// KafkaBrokers are the bootstrap brokers, host:port.
+	KafkaBrokers []string
+	// TopicPrefix is prepended to every topic and group name so several
+	// environments can share one cluster.
+	TopicPrefix string
+	// Partitions and ReplicationFactor apply to topics `migrate` creates.
+	Partitions        int
+	ReplicationFactor int
+	// RedisAddr is host:port of Redis; RedisPassword may be empty.
+	RedisAddr     string
+	RedisPassword string
+	// ClickHouseAddr is host:port of ClickHouse's native protocol.
+	ClickHouseAddr     string
+	ClickHouseDatabase string
+	ClickHouseUser     string
+	ClickHousePassword string
+	// AdminAddr serves /healthz, /readyz and /metrics; empty disables it.
+	AdminAddr string
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string
+	LogFormat string
+	// DialTimeout bounds each connection attempt to Kafka, Redis and ClickHouse.
+	DialTimeout time.Duration
+}
+
+// Default returns the configuration for the local stack that `make up` starts.
+func Default() Config {
+	return Config{
+		Env:                "dev",
+		KafkaBrokers:       []string{"127.0.0.1:9092"},
+		TopicPrefix:        "",
+		Partitions:         12,
+		ReplicationFactor:  1,
+		RedisAddr:          "127.0.0.1:6379",
+		ClickHouseAddr:     "127.0.0.1:9000",
+		ClickHouseDatabase: "eprostream",
+		ClickHouseUser:     "default",
+		AdminAddr:          "127.0.0.1:9464",
+		LogLevel:           "info",
+		LogFormat:          "text",
+		DialTimeout:        5 * time.Second,
+	}
+}
+
+// envVar ties one environment variable to one flag.
+type envVar struct {
+	env, flag, usage string
+	target           any // *string, *[]string, *int, *time.Duration
+}
+
+func (c *Config) vars() []envVar {
+	return []envVar{
+		{"EPRO_ENV", "env", "deployment name; scopes Redis keys (eprostream:{env}:…)", &c.Env},
+		{"KAFKA_BROKERS", "kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port", &c.KafkaBrokers},
+		{"TOPIC_PREFIX", "topic-prefix", "prefix for every topic and group name", &c.TopicPrefix},
+		{"TOPIC_PARTITIONS", "partitions", "partitions of the topics migrate creates", &c.Partitions},
+		{"TOPIC_REPLICATION", "replication", "replication factor of the topics migrate creates", &c.ReplicationFactor},
+		{"REDIS_ADDR", "redis-addr", "Redis host:port", &c.RedisAddr},
+		{"REDIS_PASSWORD", "redis-password", "Redis password (prefer the environment variable)", &c.RedisPassword},
+		{"CLICKHOUSE_ADDR", "clickhouse-addr", "ClickHouse native protocol host:port", &c.ClickHouseAddr},
+		{"CLICKHOUSE_DATABASE", "clickhouse-database", "ClickHouse database", &c.ClickHouseDatabase},
+		{"CLICKHOUSE_USER", "clickhouse-user", "ClickHouse user", &c.ClickHouseUser},
+		{"CLICKHOUSE_PASSWORD", "clickhouse-password", "ClickHouse password (prefer the environment variable)", &c.ClickHousePassword},
+		{"ADMIN_ADDR", "admin-addr", "address of /healthz, /readyz and /metrics; empty disables", &c.AdminAddr},
+		{"LOG_LEVEL", "log-level", "debug, info, warn or error", &c.LogLevel},
+		{"LOG_FORMAT", "log-format", "text or json", &c.LogFormat},
+		{"DIAL_TIMEOUT", "dial-timeout", "timeout of each connection attempt", &c.DialTimeout},
+	}
+}
+
+// Variables lists the environment variables with their flags and usage, for
+// documentation.
+func Variables() [][3]string {
+	var c Config
+	var out [][3]string
+	for _, v := range c.vars() {
+		out = append(out, [3]string{v.env, "--" + v.flag, v.usage})
+	}
+	return out
+}
+
+// FromEnv returns Default overridden by the environment (lookup is os.LookupEnv
+// in production, a map in tests). A variable that cannot be parsed is an error
+// naming it.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	c := Default()
+	var errs []error
+	for _, v := range c.vars() {
+		raw, ok := lookup(v.env)
+		if !ok {
+			continue
+		}
+		if err := set(v.target, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", v.env, raw, err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// FromOSEnv is FromEnv over the process environment.
+func FromOSEnv() (Config, error) { return FromEnv(os.LookupEnv) }
+
+func set(target any, raw string) error {
+	switch t := target.(type) {
+	case *string:
+		*t = strings.TrimSpace(raw)
+	case *[]string:
+		*t = splitList(raw)
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
+		if err != nil {
+			return errors.New("not a whole number")
+		}
+		*t = n
+	case *time.Duration:
+		d, err := time.ParseDuration(strings.TrimSpace(raw))
+		if err != nil {
+			return errors.New("not a duration (e.g. 5s, 250ms)")
+		}
+		*t = d
+	default:
+		return fmt.Errorf("unsupported type %T", target)
+	}
+	return nil
+}
+
+func splitList(raw string) []string {
+	var out []string
+	for _, s := range strings.Split(raw, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RegisterFlags binds every setting to a flag on fs whose default is the
+// current value (so flags override the environment, which overrides defaults).
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	for _, v := range c.vars() {
+		usage := fmt.Sprintf("%s (env %s)", v.usage, v.env)
+		switch t := v.target.(type) {
+		case *string:
+			fs.StringVar(t, v.flag, *t, usage)
+		case *[]string:
+			fs.StringSliceVar(t, v.flag, *t, usage)
+		case *int:
+			fs.IntVar(t, v.flag, *t, usage)
+		case *time.Duration:
+			fs.DurationVar(t, v.flag, *t, usage)
+		}
+	}
+}
+
+var (
+	envName     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	topicPrefix = regexp.MustCompile(`^[a-zA-Z0-9._-]{0,100}$`)
+	dbName      = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,63}$`)
+)
+
+// Validate reports every invalid setting at once, each naming its variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(env, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
+	}
+	if !envName.MatchString(c.Env) {
+		bad("EPRO_ENV", "%q must be 1-32 lowercase letters, digits or dashes", c.Env)
+	}
+	if len(c.KafkaBrokers) == 0 {
+		bad("KAFKA_BROKERS", "at least one broker is required")
+	}
+	for _, b := range c.KafkaBrokers {
+		if err := hostPort(b); err != nil {
+			bad("KAFKA_BROKERS", "%q: %v", b, err)
+		}
+	}
+	if !topicPrefix.MatchString(c.TopicPrefix) {
+		bad("TOPIC_PREFIX", "%q may hold only letters, digits, '.', '_' and '-' (at most 100)", c.TopicPrefix)
+	}
+	if c.Partitions < 1 || c.Partitions > 1000 {
+		bad("TOPIC_PARTITIONS", "%d is outside 1..1000", c.Partitions)
+	}
+	if c.ReplicationFactor < 1 || c.ReplicationFactor > 10 {
+		bad("TOPIC_REPLICATION", "%d is outside 1..10", c.ReplicationFactor)
+	}
+	if err := hostPort(c.RedisAddr); err != nil {
+		bad("REDIS_ADDR", "%q: %v", c.RedisAddr, err)
+	}
+	if err := hostPort(c.ClickHouseAddr); err != nil {
+		bad("CLICKHOUSE_ADDR", "%q: %v", c.ClickHouseAddr, err)
+	}
+	if !dbName.MatchString(c.ClickHouseDatabase) {
+		bad("CLICKHOUSE_DATABASE", "%q must start with a letter or '_' and hold only letters, digits and '_'", c.ClickHouseDatabase)
+	}
+	if c.AdminAddr != "" {
+		if err := hostPort(c.AdminAddr); err != nil {
+			bad("ADMIN_ADDR", "%q: %v", c.AdminAddr, err)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("LOG_FORMAT", "%q is not one of text, json", c.LogFormat)
+	}
+	if c.DialTimeout <= 0 || c.DialTimeout > time.Minute {
+		bad("DIAL_TIMEOUT", "%s is outside (0, 1m]", c.DialTimeout)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func hostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" {
+		return errors.New("host is empty")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not in 1..65535", port)
+	}
+	return nil
+}

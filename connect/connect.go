@@ -1,0 +1,55 @@
+// Package connect opens eprostream's clients of Kafka, Redis and ClickHouse
+// from one Config, and checks that each service answers.
+package connect
+
+import (
+	"fmt"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/IBM/sarama"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eprostream/eprostream/config"
+	"github.com/eprostream/eprostream/kafkaconfig"
+)
+
+// KafkaAdmin opens a cluster admin client.
+func KafkaAdmin(cfg config.Config, clientID string) (sarama.ClusterAdmin, error) {
+	admin, err := sarama.NewClusterAdmin(cfg.KafkaBrokers, kafkaconfig.Sarama(clientID, cfg.DialTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("connect: kafka at %v: %w", cfg.KafkaBrokers, err)
+	}
+	return admin, nil
+}
+
+// Redis returns a Redis client; go-redis connects lazily, so call PingRedis
+// to know it answers.
+func Redis(cfg config.Config) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:        cfg.RedisAddr,
+		Password:    cfg.RedisPassword,
+		DialTimeout: cfg.DialTimeout,
+	})
+}
+
+// ClickHouse opens a native-protocol connection pool to database (empty
+// means the server's default database). The HTTP protocol is not used: the
+// 18.16 servers we support reject a setting the client sends over HTTP.
+func ClickHouse(cfg config.Config, database string) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Protocol: clickhouse.Native,
+		Addr:     []string{cfg.ClickHouseAddr},
+		Auth: clickhouse.Auth{
+			Database: database,
+			Username: cfg.ClickHouseUser,
+			Password: cfg.ClickHousePassword,
+		},
+		DialTimeout: cfg.DialTimeout,
+		ClientInfo:  clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "eprostream", Version: "1"}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect: clickhouse at %s: %w", cfg.ClickHouseAddr, err)
+	}
+	return conn, nil
+}

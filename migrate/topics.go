@@ -1,0 +1,119 @@
+// Package migrate brings Kafka and ClickHouse to the shape eprostream needs:
+// it creates what is missing, leaves what is right alone, and refuses to go
+// on when something that exists disagrees with the catalogue.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/topics"
+)
+
+// ErrTopicMismatch is wrapped by every error about an existing topic whose
+// settings differ from its spec.
+var ErrTopicMismatch = errors.New("existing topic disagrees with its spec")
+
+// checkedConfigs are the topic settings an existing topic must share with its
+// spec; the others (retention, min.insync.replicas) are operators' to tune.
+var checkedConfigs = []string{"cleanup.policy"}
+
+// Topics creates the missing topics of specs and checks the existing ones.
+// It is safe to run again, and by several processes at once.
+func Topics(ctx context.Context, admin sarama.ClusterAdmin, specs []topics.Spec, log *slog.Logger) error {
+	existing, err := admin.ListTopics()
+	if err != nil {
+		return fmt.Errorf("migrate: list topics: %w", err)
+	}
+	var errs []error
+	for _, s := range specs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if detail, ok := existing[s.Name]; ok {
+			if err := checkTopic(admin, s, detail); err != nil {
+				errs = append(errs, err)
+			} else {
+				log.Debug("topic up to date", "topic", s.Name)
+			}
+			continue
+		}
+		created, err := createTopic(admin, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if created {
+			log.Info("topic created", "topic", s.Name, "partitions", s.Partitions, "replication", s.ReplicationFactor)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w\n(fix the topics or the configuration: migrate never alters a topic that holds data)", err)
+	}
+	return nil
+}
+
+// createTopic creates s, or checks it when the broker says it exists already
+// (a topic created moments ago may be missing from ListTopics, or another
+// migrate may have won the race).
+func createTopic(admin sarama.ClusterAdmin, s topics.Spec) (bool, error) {
+	entries := make(map[string]*string, len(s.Config))
+	for k, v := range s.Config {
+		entries[k] = &v
+	}
+	err := admin.CreateTopic(s.Name, &sarama.TopicDetail{
+		NumPartitions:     s.Partitions,
+		ReplicationFactor: s.ReplicationFactor,
+		ConfigEntries:     entries,
+	}, false)
+	if errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		meta, derr := admin.DescribeTopics([]string{s.Name})
+		if derr != nil || len(meta) != 1 || !errors.Is(meta[0].Err, sarama.ErrNoError) {
+			return false, fmt.Errorf("migrate: topic %s exists but cannot be described: %v", s.Name, derr)
+		}
+		detail := sarama.TopicDetail{NumPartitions: int32(len(meta[0].Partitions))}
+		if len(meta[0].Partitions) > 0 {
+			detail.ReplicationFactor = int16(len(meta[0].Partitions[0].Replicas))
+		}
+		return false, checkTopic(admin, s, detail)
+	}
+	if err != nil {
+		return false, fmt.Errorf("migrate: create topic %s: %w", s.Name, err)
+	}
+	return true, nil
+}
+
+func checkTopic(admin sarama.ClusterAdmin, s topics.Spec, d sarama.TopicDetail) error {
+	var diffs []string
+	if d.NumPartitions != s.Partitions {
+		diffs = append(diffs, fmt.Sprintf("has %d partitions, want %d", d.NumPartitions, s.Partitions))
+	}
+	if d.ReplicationFactor != s.ReplicationFactor {
+		diffs = append(diffs, fmt.Sprintf("has replication factor %d, want %d", d.ReplicationFactor, s.ReplicationFactor))
+	}
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{
+		Type: sarama.TopicResource, Name: s.Name, ConfigNames: checkedConfigs,
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: describe topic %s: %w", s.Name, err)
+	}
+	got := map[string]string{}
+	for _, e := range entries {
+		got[e.Name] = e.Value
+	}
+	for _, k := range checkedConfigs {
+		if want, ok := s.Config[k]; ok && got[k] != want {
+			diffs = append(diffs, fmt.Sprintf("has %s=%s, want %s", k, got[k], want))
+		}
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	sort.Strings(diffs)
+	return fmt.Errorf("migrate: topic %s %v: %w", s.Name, diffs, ErrTopicMismatch)
+}

@@ -1,0 +1,93 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/topics"
+)
+
+func TestTopicsCreatesCatalogueIdempotently(t *testing.T) {
+	cfg := devstack.Kafka(t)
+	admin, err := connect.KafkaAdmin(cfg, "migrate-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	specs := topics.Catalogue(cfg.TopicPrefix, 3, 1)
+	ctx := context.Background()
+
+	for run := 1; run <= 2; run++ {
+		if err := migrate.Topics(ctx, admin, specs, log); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	all, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		d, ok := all[s.Name]
+		if !ok {
+			t.Fatalf("topic %s not created", s.Name)
+		}
+		if d.NumPartitions != 3 {
+			t.Errorf("%s: %d partitions, want 3", s.Name, d.NumPartitions)
+		}
+	}
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{
+		Type: sarama.TopicResource, Name: topics.NewNames(cfg.TopicPrefix).SubjectTable,
+		ConfigNames: []string{"cleanup.policy"},
+	})
+	if err != nil || len(entries) != 1 || entries[0].Value != "compact" {
+		t.Fatalf("subject table cleanup.policy: %+v, %v; want compact", entries, err)
+	}
+}
+
+func TestTopicsRefusesMismatchedTopic(t *testing.T) {
+	cfg := devstack.Kafka(t)
+	admin, err := connect.KafkaAdmin(cfg, "migrate-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	if err := migrate.Topics(ctx, admin, topics.Catalogue(cfg.TopicPrefix, 2, 1), log); err != nil {
+		t.Fatal(err)
+	}
+	err = migrate.Topics(ctx, admin, topics.Catalogue(cfg.TopicPrefix, 4, 1), log)
+	if !errors.Is(err, migrate.ErrTopicMismatch) {
+		t.Fatalf("want ErrTopicMismatch, got %v", err)
+	}
+	want := "topic " + topics.NewNames(cfg.TopicPrefix).Submissions + " [has 2 partitions, want 4]"
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+}
+
+func TestClickHouseDatabaseIsIdempotent(t *testing.T) {
+	conn, _ := devstack.ClickHouse(t)
+	name := devstack.UniqueName(t)
+	ctx := context.Background()
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name) })
+	for run := 0; run < 2; run++ {
+		if err := migrate.ClickHouseDatabase(ctx, conn, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", name).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("database %s: count %d, err %v", name, n, err)
+	}
+}

@@ -1,0 +1,88 @@
+// Package topics is the catalogue of eprostream's Kafka topics: their names
+// under a prefix and the settings `eprostream migrate` creates them with.
+// The groups that write a topic export its name from here, so a name is
+// spelled once.
+package topics
+
+import (
+	"strconv"
+	"time"
+)
+
+// Default topic and group names, before the prefix.
+const (
+	Submissions = "epro-submissions"
+	Clean       = "epro-clean"
+	DLQ         = "epro-dlq"
+	Commands    = "epro-commands"
+	Alerts      = "epro-alerts"
+	// SubjectGroup is the goka group whose Persist table is SubjectGroup+"-table".
+	SubjectGroup = "subject"
+)
+
+// Names are the topic names of one environment.
+type Names struct {
+	Prefix       string
+	Submissions  string
+	Clean        string
+	DLQ          string
+	Commands     string
+	Alerts       string
+	SubjectTable string
+}
+
+// NewNames returns the names under prefix.
+func NewNames(prefix string) Names {
+	return Names{
+		Prefix:       prefix,
+		Submissions:  prefix + Submissions,
+		Clean:        prefix + Clean,
+		DLQ:          prefix + DLQ,
+		Commands:     prefix + Commands,
+		Alerts:       prefix + Alerts,
+		SubjectTable: Group(prefix, SubjectGroup) + "-table",
+	}
+}
+
+// Group returns a goka group name under prefix.
+func Group(prefix, group string) string { return prefix + group }
+
+// Spec is how one topic is created.
+type Spec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Config            map[string]string
+}
+
+const day = 24 * time.Hour
+
+func retention(d time.Duration) string {
+	if d < 0 {
+		return "-1"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10)
+}
+
+// Catalogue returns every topic of one environment. Submissions are the
+// system of record and are kept forever; derived topics can be rebuilt from
+// them and keep 30 days; the subject table is compacted.
+func Catalogue(prefix string, partitions int, replication int) []Spec {
+	n := NewNames(prefix)
+	minISR := strconv.Itoa(max(1, min(2, replication-1)))
+	spec := func(name, cleanup string, keep time.Duration) Spec {
+		cfg := map[string]string{"cleanup.policy": cleanup, "min.insync.replicas": minISR}
+		if cleanup == "delete" {
+			cfg["retention.ms"] = retention(keep)
+		}
+		return Spec{Name: name, Partitions: int32(partitions), ReplicationFactor: int16(replication), Config: cfg}
+	}
+	return []Spec{
+		spec(n.Submissions, "delete", -1),
+		spec(n.Clean, "delete", 30*day),
+		spec(n.DLQ, "delete", 90*day),
+		spec(n.Commands, "delete", 30*day),
+		spec(n.Alerts, "delete", 30*day),
+		spec(n.SubjectTable, "compact", 0),
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bsm/redislock"
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eprostream/eprostream/admin"
+	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/emitters"
+	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/processors/intake"
+	"github.com/eprostream/eprostream/processors/subject"
+	"github.com/eprostream/eprostream/rules"
+	"github.com/eprostream/eprostream/topics"
+)
+
+type processFlags struct {
+	group            string
+	stateDir         string
+	rulesDir         string
+	scheduleInterval time.Duration
+}
+
+func newProcessCmd(a *app) *cobra.Command {
+	f := processFlags{}
+	cmd := &cobra.Command{
+		Use:   "process",
+		Short: "Run processor groups (intake, subject, or all) until interrupted",
+		Long: `process runs goka processor groups:
+  intake   epro-submissions → epro-clean / epro-dlq
+  subject  epro-clean + epro-commands → subject-table, epro-alerts / epro-dlq,
+           and the missed-diary scheduler (one sweeper at a time, by Redis lock)
+Run several processes with the same --group to share the partitions; give each
+its own --state-dir. On SIGINT/SIGTERM the groups stop cleanly.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runProcess(cmd.Context(), a, f) },
+	}
+	cmd.Flags().StringVar(&f.group, "group", "all", "intake, subject or all")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "eprostream-state"),
+		"local table storage of this instance (rebuilt from Kafka when missing)")
+	cmd.Flags().StringVar(&f.rulesDir, "rules-dir", "", "folder of per-study rule sets (*.yaml); the default set applies to other studies")
+	cmd.Flags().DurationVar(&f.scheduleInterval, "schedule-interval", time.Hour, "how often the missed-diary scheduler sweeps; 0 disables it")
+	return cmd
+}
+
+func (f processFlags) groups() ([]string, error) {
+	switch f.group {
+	case "all":
+		return []string{intake.Group, subject.Group}, nil
+	case intake.Group, subject.Group:
+		return []string{f.group}, nil
+	}
+	return nil, fmt.Errorf("--group %q: want intake, subject or all", f.group)
+}
+
+func runProcess(ctx context.Context, a *app, f processFlags) error {
+	groups, err := f.groups()
+	if err != nil {
+		return err
+	}
+	registry := rules.NewRegistry()
+	if f.rulesDir != "" {
+		if registry, err = rules.LoadDir(f.rulesDir); err != nil {
+			return err
+		}
+	}
+	names := topics.NewNames(a.cfg.TopicPrefix)
+	reg := admin.NewRegistry()
+	g, ctx := errgroup.WithContext(ctx)
+	for _, group := range groups {
+		proc, err := newProcessor(a, group, names, registry, reg, f.stateDir)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			a.log.Info("processor starting", "group", group)
+			return proc.Run(ctx)
+		})
+		if group == subject.Group && f.scheduleInterval > 0 {
+			sched, closeSched, err := newScheduler(a, names, registry, f)
+			if err != nil {
+				return err
+			}
+			defer closeSched()
+			g.Go(func() error { return sched.Run(ctx) })
+		}
+	}
+	if a.cfg.AdminAddr != "" {
+		checks, closeChecks, err := dependencyChecks(a)
+		if err != nil {
+			return err
+		}
+		defer closeChecks()
+		g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Run(ctx) })
+	}
+	return g.Wait()
+}
+
+func newProcessor(a *app, group string, names topics.Names, registry *rules.Registry, reg prometheus.Registerer, stateDir string) (*goka.Processor, error) {
+	opts := kafkaconfig.GokaOptions(a.cfg, "eprostream-"+group, filepath.Join(stateDir, group), a.log)
+	switch group {
+	case intake.Group:
+		return intake.New(a.cfg.KafkaBrokers, names, intake.Deps{Log: a.log, Registry: reg}, opts...)
+	default:
+		return subject.New(a.cfg.KafkaBrokers, names, subject.Deps{Rules: registry, Log: a.log, Registry: reg}, opts...)
+	}
+}
+
+func newScheduler(a *app, names topics.Names, registry *rules.Registry, f processFlags) (*subject.Scheduler, func(), error) {
+	view, err := goka.NewView(a.cfg.KafkaBrokers, goka.Table(names.SubjectTable), subject.StateCodec{},
+		kafkaconfig.ViewOptions(a.cfg, "eprostream-schedule", filepath.Join(f.stateDir, "schedule"), a.log)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("schedule view: %w", err)
+	}
+	sender, err := emitters.NewCommandEmitter(a.cfg, a.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb := connect.Redis(a.cfg)
+	return &subject.Scheduler{
+			View: view, Sender: sender, Locker: redislock.New(rdb), Interval: f.scheduleInterval,
+			LockKey: fmt.Sprintf("eprostream:%s:lock:%sschedule", a.cfg.Env, a.cfg.TopicPrefix),
+			Rules:   registry, Log: a.log,
+		}, func() {
+			_ = sender.Close()
+			_ = rdb.Close()
+		}, nil
+}

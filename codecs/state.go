@@ -1,0 +1,105 @@
+package codecs
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"slices"
+	"time"
+)
+
+// MaxApplied bounds how many applied message ids a subject remembers. Replays
+// after a crash re-deliver only the uncommitted tail (seconds of records), and
+// the gateway deduplicates retries for 24 h before they reach Kafka.
+const MaxApplied = 64
+
+// SubjectState is the value of subject-table: one subject's state as a fold
+// over its clean submissions and commands. The applied-id memory lives in the
+// same record as the state it protects, so one table write covers both.
+type SubjectState struct {
+	V         int    `json:"v"`
+	StudyID   string `json:"study"`
+	SiteID    string `json:"site"`
+	SubjectID string `json:"subject"`
+	Reports   int    `json:"n"`
+	FirstAt   int64  `json:"first,omitempty"` // unix seconds of the first report
+	LastAt    int64  `json:"last,omitempty"`  // unix seconds of the latest report
+	// Items holds each item's baseline and recent values.
+	Items map[string]*ItemHistory `json:"items,omitempty"`
+	// Open are the alert conditions that hold now, by condition key
+	// (rule id, or rule id + "/" + item); they block re-alerting.
+	Open map[string]OpenCondition `json:"open,omitempty"`
+	// Applied are 64-bit hashes of the latest applied message and command
+	// ids, oldest first, at most MaxApplied.
+	Applied []uint64 `json:"applied,omitempty"`
+	// Plan is the medication plan of the last accepted adjustment and Fence
+	// the fencing token that wrote it.
+	Plan  json.RawMessage `json:"plan,omitempty"`
+	Fence int64           `json:"fence,omitempty"`
+	// Acked are the alert ids a nurse acknowledged (latest MaxApplied).
+	Acked []string `json:"acked,omitempty"`
+}
+
+// ItemHistory is what the rules need of one item: the baseline (the first
+// reports' sum and count) and the latest values, oldest first.
+type ItemHistory struct {
+	BaseN   int     `json:"bn,omitempty"`
+	BaseSum float64 `json:"bs,omitempty"`
+	Recent  []Point `json:"r,omitempty"`
+}
+
+// Point is one value at a time (unix seconds).
+type Point struct {
+	T int64   `json:"t"`
+	V float64 `json:"v"`
+}
+
+// OpenCondition is an alert condition that holds.
+type OpenCondition struct {
+	Severity string `json:"sev"`
+	Since    int64  `json:"since"`
+	AlertID  string `json:"alert"`
+}
+
+func (s SubjectState) wireVersion() int { return s.V }
+
+// idHash is the key of the applied-id memory.
+func idHash(id string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// HasApplied reports whether id (a message or command id) was applied.
+func (s *SubjectState) HasApplied(id string) bool {
+	return slices.Contains(s.Applied, idHash(id))
+}
+
+// MarkApplied remembers id, forgetting the oldest beyond MaxApplied.
+func (s *SubjectState) MarkApplied(id string) {
+	s.Applied = append(s.Applied, idHash(id))
+	if over := len(s.Applied) - MaxApplied; over > 0 {
+		s.Applied = append(s.Applied[:0], s.Applied[over:]...)
+	}
+}
+
+// Clone returns a deep copy, so pure functions can return a new state.
+func (s SubjectState) Clone() SubjectState {
+	c := s
+	c.Items = make(map[string]*ItemHistory, len(s.Items))
+	for k, v := range s.Items {
+		h := *v
+		h.Recent = slices.Clone(v.Recent)
+		c.Items[k] = &h
+	}
+	c.Open = make(map[string]OpenCondition, len(s.Open))
+	for k, v := range s.Open {
+		c.Open[k] = v
+	}
+	c.Applied = slices.Clone(s.Applied)
+	c.Acked = slices.Clone(s.Acked)
+	c.Plan = slices.Clone(s.Plan)
+	return c
+}
+
+// Unix returns a unix-seconds field as a UTC time.
+func Unix(sec int64) time.Time { return time.Unix(sec, 0).UTC() }

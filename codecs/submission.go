@@ -1,0 +1,314 @@
+// Package codecs holds eprostream's wire formats and their validation: the
+// Submission envelope (native JSON or FHIR R4 QuestionnaireResponse), the
+// CleanSubmission intake writes, the SubjectState of the subject table, the
+// Alert and the Command. Each record on an internal topic carries a wire
+// version ("v") so older records still decode.
+package codecs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of a submission.
+const (
+	MaxSubmissionBytes = 256 << 10
+	MaxIDLen           = 128
+	MaxItems           = 500
+	MaxTextLen         = 4000
+	// MaxFutureSkew is how far ahead of its receipt a submission may be dated.
+	MaxFutureSkew = 10 * time.Minute
+	// MaxAge is how old a submission may be when it is received.
+	MaxAge = 400 * 24 * time.Hour
+)
+
+// Submission is the envelope a producer sends (native JSON), or what a FHIR
+// QuestionnaireResponse maps onto.
+type Submission struct {
+	MessageID         string `json:"message_id"`
+	StudyID           string `json:"study_id"`
+	SiteID            string `json:"site_id"`
+	SubjectID         string `json:"subject_id"`
+	Instrument        string `json:"instrument"`
+	InstrumentVersion string `json:"instrument_version,omitempty"`
+	// SubmittedAt is RFC 3339 with the offset the device had.
+	SubmittedAt string `json:"submitted_at"`
+	Source      string `json:"source,omitempty"`
+	Items       []Item `json:"items"`
+	// Extra keeps the fields this version does not know, for the warehouse.
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Item is one answer.
+type Item struct {
+	Code  string `json:"code"`
+	Value Value  `json:"value"`
+	Unit  string `json:"unit,omitempty"`
+}
+
+// ValueKind says which of Value's fields holds the answer.
+type ValueKind uint8
+
+// The kinds of answer.
+const (
+	KindNone ValueKind = iota
+	KindNumber
+	KindBool
+	KindText
+)
+
+// Value is a number, a boolean or free text. Free text is PHI: it is kept
+// and forwarded, never logged (LogValue redacts it).
+type Value struct {
+	Kind ValueKind
+	Num  float64
+	Bool bool
+	Text string
+}
+
+// Number returns a numeric Value.
+func Number(f float64) Value { return Value{Kind: KindNumber, Num: f} }
+
+// Text returns a free-text Value.
+func Text(s string) Value { return Value{Kind: KindText, Text: s} }
+
+// MarshalJSON writes the value as a JSON number, boolean or string.
+func (v Value) MarshalJSON() ([]byte, error) {
+	switch v.Kind {
+	case KindNumber:
+		return strconv.AppendFloat(nil, v.Num, 'g', -1, 64), nil
+	case KindBool:
+		return strconv.AppendBool(nil, v.Bool), nil
+	case KindText:
+		return json.Marshal(v.Text)
+	default:
+		return []byte("null"), nil
+	}
+}
+
+// UnmarshalJSON accepts a number, a boolean, a string or null.
+func (v *Value) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || string(b) == "null":
+		*v = Value{}
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*v = Text(s)
+	case string(b) == "true" || string(b) == "false":
+		*v = Value{Kind: KindBool, Bool: b[0] == 't'}
+	default:
+		f, err := strconv.ParseFloat(string(b), 64)
+		if err != nil {
+			return fmt.Errorf("value must be a number, boolean or string")
+		}
+		*v = Number(f)
+	}
+	return nil
+}
+
+// LogValue keeps answers out of logs.
+func (v Value) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// LogValue logs a submission by its ids only.
+func (s Submission) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("message_id", s.MessageID), slog.String("study_id", s.StudyID),
+		slog.String("subject_id", s.SubjectID), slog.String("instrument", s.Instrument))
+}
+
+var knownFields = map[string]bool{
+	"message_id": true, "study_id": true, "site_id": true, "subject_id": true, "instrument": true,
+	"instrument_version": true, "submitted_at": true, "source": true, "items": true,
+}
+
+// UnmarshalJSON decodes the envelope and keeps unknown fields in Extra.
+func (s *Submission) UnmarshalJSON(b []byte) error {
+	type plain Submission
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for k, raw := range all {
+		if !knownFields[k] {
+			if p.Extra == nil {
+				p.Extra = map[string]json.RawMessage{}
+			}
+			p.Extra[k] = raw
+		}
+	}
+	*s = Submission(p)
+	return nil
+}
+
+// MarshalJSON writes the envelope with its extra fields.
+func (s Submission) MarshalJSON() ([]byte, error) {
+	type plain Submission
+	b, err := json.Marshal(plain(s))
+	if err != nil || len(s.Extra) == 0 {
+		return b, err
+	}
+	extra, err := json.Marshal(s.Extra)
+	if err != nil {
+		return nil, err
+	}
+	// Splice {"extra fields"} into the object: known fields win on clash.
+	out := append(b[:len(b)-1:len(b)-1], ',')
+	return append(out, extra[1:]...), nil
+}
+
+// DecodeSubmission decodes a native envelope or a FHIR QuestionnaireResponse
+// and validates it. now is the time the record was received (its Kafka
+// timestamp), against which submitted_at is checked.
+func DecodeSubmission(b []byte, now time.Time) (Submission, error) {
+	if len(b) > MaxSubmissionBytes {
+		return Submission{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSubmissionBytes)
+	}
+	if !utf8.Valid(b) {
+		return Submission{}, FieldErrors{{Path: "$", Reason: "body is not valid UTF-8"}}
+	}
+	var probe struct {
+		ResourceType *string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return Submission{}, fmt.Errorf("%w: %s", ErrNotJSON, jsonProblem(err))
+	}
+	var s Submission
+	if probe.ResourceType != nil {
+		var err error
+		if s, err = FromFHIR(b); err != nil {
+			return Submission{}, err
+		}
+	} else if err := json.Unmarshal(b, &s); err != nil {
+		return Submission{}, FieldErrors{{Path: "$", Reason: jsonProblem(err)}}
+	}
+	if err := s.Validate(now); err != nil {
+		return Submission{}, err
+	}
+	return s, nil
+}
+
+// jsonProblem describes a decoding error without quoting the input.
+func jsonProblem(err error) string {
+	switch e := err.(type) {
+	case *json.SyntaxError:
+		return fmt.Sprintf("malformed JSON at byte %d", e.Offset)
+	case *json.UnmarshalTypeError:
+		field := e.Field
+		if field == "" {
+			field = "$"
+		}
+		return fmt.Sprintf("%s must be %s, not %s", field, jsonType(e.Type.Kind().String()), e.Value)
+	default:
+		return "malformed JSON"
+	}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	default:
+		return "a " + kind
+	}
+}
+
+var (
+	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:\-]*$`)
+	codePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$`)
+)
+
+func checkID(errs *FieldErrors, path, v string, required bool) {
+	switch {
+	case v == "" && required:
+		errs.add(path, "is required")
+	case v == "":
+	case len(v) > MaxIDLen:
+		errs.add(path, "is %d characters, at most %d", len(v), MaxIDLen)
+	case !idPattern.MatchString(v):
+		errs.add(path, "may hold only letters, digits and . _ : - (and must start with a letter or digit)")
+	}
+}
+
+// Validate checks every field and reports all problems at once.
+func (s Submission) Validate(now time.Time) error {
+	var errs FieldErrors
+	checkID(&errs, "message_id", s.MessageID, true)
+	checkID(&errs, "study_id", s.StudyID, true)
+	checkID(&errs, "site_id", s.SiteID, true)
+	checkID(&errs, "subject_id", s.SubjectID, true)
+	checkID(&errs, "instrument", s.Instrument, true)
+	checkID(&errs, "instrument_version", s.InstrumentVersion, false)
+	checkID(&errs, "source", s.Source, false)
+	if t, err := ParseTime(s.SubmittedAt); err != nil {
+		errs.add("submitted_at", "%v", err)
+	} else if !now.IsZero() {
+		switch {
+		case t.After(now.Add(MaxFutureSkew)):
+			errs.add("submitted_at", "is %s in the future (at most %s allowed)", t.Sub(now).Round(time.Second), MaxFutureSkew)
+		case t.Before(now.Add(-MaxAge)):
+			errs.add("submitted_at", "is more than %d days old", int(MaxAge.Hours()/24))
+		}
+	}
+	switch {
+	case len(s.Items) == 0:
+		errs.add("items", "at least one item is required")
+	case len(s.Items) > MaxItems:
+		errs.add("items", "has %d items, at most %d", len(s.Items), MaxItems)
+	}
+	seen := make(map[string]bool, len(s.Items))
+	for i, it := range s.Items {
+		p := fmt.Sprintf("items[%d]", i)
+		if !codePattern.MatchString(it.Code) {
+			errs.add(p+".code", "must be 1-64 letters, digits, '_', '.' or '-'")
+		} else if seen[it.Code] {
+			errs.add(p+".code", "%s appears more than once", it.Code)
+		}
+		seen[it.Code] = true
+		switch it.Value.Kind {
+		case KindNone:
+			errs.add(p+".value", "is required")
+		case KindNumber:
+			if math.IsNaN(it.Value.Num) || math.IsInf(it.Value.Num, 0) {
+				errs.add(p+".value", "must be a finite number")
+			}
+		case KindText:
+			if len(it.Value.Text) > MaxTextLen {
+				errs.add(p+".value", "text is %d bytes, at most %d", len(it.Value.Text), MaxTextLen)
+			}
+		}
+		if len(it.Unit) > 32 {
+			errs.add(p+".unit", "is longer than 32 characters")
+		}
+	}
+	return errs.err()
+}
+
+// ParseTime parses an RFC 3339 time that must carry its offset.
+func ParseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, fmt.Errorf("is required")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("must be an RFC 3339 time with an offset, e.g. 2026-11-20T08:15:00+01:00")
+	}
+	return t, nil
+}

@@ -1,0 +1,161 @@
+package emitters
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/config"
+	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/topics"
+)
+
+// ErrClosed is returned by Emit after Close.
+var ErrClosed = errors.New("emitters: emitter is closed")
+
+// rawEmitter wraps a goka emitter of raw bytes with ctx-aware waiting.
+type rawEmitter struct {
+	e *goka.Emitter
+}
+
+func newRaw(cfg config.Config, topic string, log *slog.Logger, opts ...goka.EmitterOption) (*rawEmitter, error) {
+	all := append(kafkaconfig.EmitterOptions(cfg, "eprostream-emitter", log), opts...)
+	e, err := goka.NewEmitter(cfg.KafkaBrokers, goka.Stream(topic), new(codec.Bytes), all...)
+	if err != nil {
+		return nil, fmt.Errorf("emitters: %s: %w", topic, err)
+	}
+	return &rawEmitter{e: e}, nil
+}
+
+// send starts producing value under key and returns a channel that yields
+// the broker's answer.
+func (r *rawEmitter) send(key string, value []byte) <-chan error {
+	done := make(chan error, 1)
+	p, err := r.e.Emit(key, value)
+	if err != nil {
+		done <- err
+		return done
+	}
+	p.Then(func(err error) { done <- err })
+	return done
+}
+
+func wait(ctx context.Context, done <-chan error) error {
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// The record may still be stored; a retry with the same message_id is
+		// deduplicated downstream.
+		return ctx.Err()
+	}
+}
+
+func (r *rawEmitter) close() error {
+	if err := r.e.Finish(); err != nil {
+		return fmt.Errorf("emitters: flush: %w", err)
+	}
+	return nil
+}
+
+// SubmissionEmitter produces submissions to epro-submissions.
+type SubmissionEmitter struct {
+	raw *rawEmitter
+	now func() time.Time
+}
+
+// NewSubmissionEmitter returns an emitter for the submissions topic of cfg.
+// opts are for tests (goka.WithEmitterTester).
+func NewSubmissionEmitter(cfg config.Config, log *slog.Logger, opts ...goka.EmitterOption) (*SubmissionEmitter, error) {
+	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Submissions, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &SubmissionEmitter{raw: r, now: time.Now}, nil
+}
+
+// Emit validates s and returns once Kafka has it (acks=all), or ctx ends.
+// A *codecs.FieldErrors says what is wrong with s; nothing is sent then.
+func (e *SubmissionEmitter) Emit(ctx context.Context, s codecs.Submission) error {
+	b, err := e.encode(s)
+	if err != nil {
+		return err
+	}
+	return wait(ctx, e.raw.send(s.SubjectID, b))
+}
+
+// EmitRaw sends already-encoded bytes under key without validating them
+// (the intake group validates); for gateways and load generators.
+func (e *SubmissionEmitter) EmitRaw(ctx context.Context, key string, value []byte) error {
+	return wait(ctx, e.raw.send(key, value))
+}
+
+// EmitBatch validates and sends every submission, then waits for all of
+// them. The result has one entry per submission: nil when Kafka has it.
+func (e *SubmissionEmitter) EmitBatch(ctx context.Context, batch []codecs.Submission) []error {
+	errs := make([]error, len(batch))
+	pending := make([]<-chan error, len(batch))
+	for i, s := range batch {
+		b, err := e.encode(s)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		pending[i] = e.raw.send(s.SubjectID, b)
+	}
+	for i, ch := range pending {
+		if ch != nil {
+			errs[i] = wait(ctx, ch)
+		}
+	}
+	return errs
+}
+
+func (e *SubmissionEmitter) encode(s codecs.Submission) ([]byte, error) {
+	if err := s.Validate(e.now()); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("emitters: encode: %w", err)
+	}
+	return b, nil
+}
+
+// Close flushes what is in flight and releases the producer.
+func (e *SubmissionEmitter) Close() error { return e.raw.close() }
+
+// CommandEmitter produces commands to epro-commands.
+type CommandEmitter struct{ raw *rawEmitter }
+
+// NewCommandEmitter returns an emitter for the commands topic of cfg.
+func NewCommandEmitter(cfg config.Config, log *slog.Logger, opts ...goka.EmitterOption) (*CommandEmitter, error) {
+	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Commands, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &CommandEmitter{raw: r}, nil
+}
+
+// Emit validates c and returns once Kafka has it, or ctx ends.
+func (e *CommandEmitter) Emit(ctx context.Context, c codecs.Command) error {
+	c.V = codecs.WireVersion
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("emitters: encode: %w", err)
+	}
+	return wait(ctx, e.raw.send(c.SubjectID, b))
+}
+
+// Close flushes what is in flight and releases the producer.
+func (e *CommandEmitter) Close() error { return e.raw.close() }

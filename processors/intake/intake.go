@@ -1,0 +1,83 @@
+package intake
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/topics"
+)
+
+// Group is the group name before the topic prefix.
+const Group = "intake"
+
+// Deps are what the group needs besides Kafka.
+type Deps struct {
+	Log      *slog.Logger
+	Registry prometheus.Registerer // may be nil
+}
+
+type processor struct {
+	names   topics.Names
+	log     *slog.Logger
+	clean   prometheus.Counter
+	dropped *prometheus.CounterVec
+}
+
+// Graph returns the group graph for names.
+func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
+	p := &processor{
+		names: names,
+		log:   deps.Log,
+		clean: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "eprostream", Subsystem: "intake", Name: "clean_total",
+			Help: "Submissions written to epro-clean.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eprostream", Subsystem: "intake", Name: "dlq_total",
+			Help: "Submissions sent to epro-dlq, by failure class.",
+		}, []string{"class"}),
+	}
+	if deps.Registry != nil {
+		deps.Registry.MustRegister(p.clean, p.dropped)
+	}
+	return goka.DefineGroup(goka.Group(topics.Group(names.Prefix, Group)),
+		goka.Input(goka.Stream(names.Submissions), new(codec.Bytes), p.process),
+		goka.Output(goka.Stream(names.Clean), codecs.JSON[codecs.CleanSubmission]{}),
+		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
+	)
+}
+
+// New returns the intake processor; pass goka.WithTester in tests.
+func New(brokers []string, names topics.Names, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	p, err := goka.NewProcessor(brokers, Graph(names, deps), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("intake: %w", err)
+	}
+	return p, nil
+}
+
+func (p *processor) process(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	c, err := Clean(raw, ctx.Timestamp())
+	if err != nil {
+		class := dlq.ClassValidate
+		var fe codecs.FieldErrors
+		if !errors.As(err, &fe) {
+			class = dlq.ClassDecode
+		}
+		p.dropped.WithLabelValues(class).Inc()
+		p.log.Info("submission dead-lettered", "class", class, "reason", err.Error(),
+			"partition", ctx.Partition(), "offset", ctx.Offset())
+		ctx.Emit(goka.Stream(p.names.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(dlq.FromContext(ctx, class, err.Error())))
+		return
+	}
+	p.clean.Inc()
+	ctx.Emit(goka.Stream(p.names.Clean), c.SubjectID, c)
+}

@@ -1,0 +1,63 @@
+package subject
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/rules"
+)
+
+// ErrStaleFence is wrapped when a plan adjustment carries a fencing token no
+// newer than the one that wrote the current plan.
+var ErrStaleFence = fmt.Errorf("subject: stale fencing token")
+
+// ApplySubmission folds c into st. It returns the new state, the alerts
+// raised, and false when c was applied before (then nothing changes).
+func ApplySubmission(st codecs.SubjectState, c codecs.CleanSubmission, set *rules.Set, now time.Time) (codecs.SubjectState, []codecs.Alert, bool) {
+	if st.HasApplied(c.MessageID) {
+		return st, nil, false
+	}
+	next := st.Clone()
+	next.V = codecs.WireVersion
+	alerts := set.Apply(&next, c, now)
+	next.MarkApplied(c.MessageID)
+	return next, alerts, true
+}
+
+// ApplyCommand folds cmd into st. It returns the new state, the alerts
+// raised, whether anything changed, and an error for a command that is
+// refused (which changes nothing).
+func ApplyCommand(st codecs.SubjectState, cmd codecs.Command, set *rules.Set, now time.Time) (codecs.SubjectState, []codecs.Alert, bool, error) {
+	if st.HasApplied(cmd.CommandID) {
+		return st, nil, false, nil
+	}
+	next := st.Clone()
+	next.V = codecs.WireVersion
+	if next.SubjectID == "" {
+		next.SubjectID, next.StudyID = cmd.SubjectID, cmd.StudyID
+	}
+	var alerts []codecs.Alert
+	switch cmd.Kind {
+	case codecs.CommandPlanAdjusted:
+		if cmd.Fence <= next.Fence {
+			return st, nil, false, fmt.Errorf("%w: token %d, the plan was written with %d", ErrStaleFence, cmd.Fence, next.Fence)
+		}
+		next.Plan, next.Fence = cmd.Plan, cmd.Fence
+	case codecs.CommandAlertAcknowledged:
+		if !slices.Contains(next.Acked, cmd.AlertID) {
+			next.Acked = append(next.Acked, cmd.AlertID)
+			if over := len(next.Acked) - codecs.MaxApplied; over > 0 {
+				next.Acked = next.Acked[over:]
+			}
+		}
+	case codecs.CommandCheckSchedule:
+		alerts = set.CheckSchedule(&next, cmd.At, now)
+		if len(alerts) == 0 && len(next.Open) == len(st.Open) {
+			return st, nil, false, nil // nothing to remember: keep the table quiet
+		}
+	}
+	next.MarkApplied(cmd.CommandID)
+	return next, alerts, true, nil
+}

@@ -1,0 +1,172 @@
+package subject_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/processors/subject"
+	"github.com/eprostream/eprostream/topics"
+)
+
+var t0 = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+
+const subj = "ONC-301-012-0042"
+
+type harness struct {
+	tt           *tester.Tester
+	alerts, dead *tester.QueueTracker
+	names        topics.Names
+}
+
+func newHarness(t *testing.T) *harness {
+	tt := tester.New(t)
+	names := topics.NewNames("")
+	p, err := subject.New(nil, names, subject.Deps{
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: func() time.Time { return t0 },
+	}, goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &harness{tt: tt, alerts: tt.NewQueueTracker(names.Alerts), dead: tt.NewQueueTracker(names.DLQ), names: names}
+}
+
+func cleanRecord(id string, day int, code string, v float64) []byte {
+	c := codecs.CleanSubmission{V: 1, MessageID: id, StudyID: "ONC-301", SiteID: "SITE-012", SubjectID: subj,
+		Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: t0.AddDate(0, 0, day),
+		Items: []codecs.CleanItem{{Code: code, Num: &v}}}
+	b, _ := json.Marshal(c)
+	return b
+}
+
+func commandRecord(c codecs.Command) []byte {
+	c.V, c.SubjectID = 1, subj
+	b, _ := json.Marshal(c)
+	return b
+}
+
+func (h *harness) state() codecs.SubjectState {
+	v, _ := h.tt.TableValue(goka.Table(h.names.SubjectTable), subj).(codecs.SubjectState)
+	return v
+}
+
+func (h *harness) drainAlerts() []codecs.Alert {
+	var out []codecs.Alert
+	for {
+		_, v, ok := h.alerts.Next()
+		if !ok {
+			return out
+		}
+		out = append(out, v.(codecs.Alert))
+	}
+}
+
+func TestSubmissionUpdatesStateAndRaisesAlert(t *testing.T) {
+	h := newHarness(t)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m1", 0, "PAIN_SEVERITY", 4))
+	alerts := h.drainAlerts()
+	if len(alerts) != 1 || alerts[0].RuleID != "severe-symptom" || alerts[0].Severity != "urgent" ||
+		alerts[0].MessageID != "m1" || alerts[0].SubjectID != subj || alerts[0].AlertID == "" {
+		t.Fatalf("alerts %+v", alerts)
+	}
+	st := h.state()
+	if st.Reports != 1 || st.StudyID != "ONC-301" || !st.HasApplied("m1") || st.Open["severe-symptom/PAIN_SEVERITY"].AlertID != alerts[0].AlertID {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+func TestReplayedSubmissionChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	rec := cleanRecord("m1", 0, "PAIN_SEVERITY", 4)
+	h.tt.Consume(h.names.Clean, subj, rec)
+	before := h.state()
+	h.drainAlerts()
+	h.tt.Consume(h.names.Clean, subj, rec)
+	if got := h.drainAlerts(); len(got) != 0 {
+		t.Fatalf("replay raised %v", got)
+	}
+	if after := h.state(); after.Reports != before.Reports {
+		t.Fatalf("replay changed the state: %d reports, was %d", after.Reports, before.Reports)
+	}
+}
+
+func TestPoisonRecordsGoToDLQ(t *testing.T) {
+	h := newHarness(t)
+	h.tt.Consume(h.names.Clean, subj, []byte("garbage"))
+	h.tt.Consume(h.names.Clean, "another-subject", cleanRecord("m2", 0, "PAIN_SEVERITY", 1))
+	h.tt.Consume(h.names.Commands, subj, []byte(`{"v":1,"kind":"explode","subject_id":"`+subj+`"}`))
+	h.tt.Consume(h.names.Clean, subj, []byte(`{"v":99}`))
+	want := []string{"decode", "validate", "validate", "decode"}
+	for i, class := range want {
+		hdr, _, _, ok := h.dead.NextRawWithHeaders()
+		if !ok || string(hdr[dlq.HeaderClass]) != class {
+			t.Fatalf("DLQ record %d: %v %q, want class %s", i, ok, hdr[dlq.HeaderReason], class)
+		}
+	}
+	// The group is still alive and applies the next good record.
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m3", 0, "PAIN_SEVERITY", 1))
+	if h.state().Reports != 1 {
+		t.Fatal("the group stopped applying records after poison")
+	}
+}
+
+func TestPlanAdjustmentRejectsStaleFence(t *testing.T) {
+	h := newHarness(t)
+	h.tt.Consume(h.names.Commands, subj, commandRecord(codecs.Command{CommandID: "c1", Kind: codecs.CommandPlanAdjusted,
+		At: t0, Fence: 5, Plan: json.RawMessage(`{"dose_mg":50}`)}))
+	h.tt.Consume(h.names.Commands, subj, commandRecord(codecs.Command{CommandID: "c2", Kind: codecs.CommandPlanAdjusted,
+		At: t0, Fence: 4, Plan: json.RawMessage(`{"dose_mg":75}`)}))
+	st := h.state()
+	if st.Fence != 5 || string(st.Plan) != `{"dose_mg":50}` {
+		t.Fatalf("plan %s fence %d", st.Plan, st.Fence)
+	}
+	hdr, _, _, ok := h.dead.NextRawWithHeaders()
+	if !ok || string(hdr[dlq.HeaderClass]) != dlq.ClassRejected || !strings.Contains(string(hdr[dlq.HeaderReason]), "stale fencing token") {
+		t.Fatalf("stale command: %v %q", ok, hdr[dlq.HeaderReason])
+	}
+}
+
+func TestAcknowledgeAlert(t *testing.T) {
+	h := newHarness(t)
+	h.tt.Consume(h.names.Commands, subj, commandRecord(codecs.Command{CommandID: "c1", Kind: codecs.CommandAlertAcknowledged, At: t0, AlertID: "a1"}))
+	h.tt.Consume(h.names.Commands, subj, commandRecord(codecs.Command{CommandID: "c2", Kind: codecs.CommandAlertAcknowledged, At: t0, AlertID: "a1"}))
+	if st := h.state(); len(st.Acked) != 1 || st.Acked[0] != "a1" {
+		t.Fatalf("acked %v", st.Acked)
+	}
+}
+
+func TestMissedDiaryThroughScheduleCommands(t *testing.T) {
+	h := newHarness(t)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m1", 0, "PAIN_SEVERITY", 0))
+	check := func(id string, days float64) []codecs.Alert {
+		h.tt.Consume(h.names.Commands, subj, commandRecord(codecs.Command{CommandID: id, Kind: codecs.CommandCheckSchedule,
+			At: t0.Add(time.Duration(days * 24 * float64(time.Hour)))}))
+		return h.drainAlerts()
+	}
+	if a := check("s1", 2); len(a) != 0 {
+		t.Fatalf("alert after 2 days: %v", a)
+	}
+	if a := check("s2", 3.5); len(a) != 1 || a[0].RuleID != "missed-diary" || a[0].Severity != "info" {
+		t.Fatalf("after 3.5 days: %+v", a)
+	}
+	if a := check("s3", 4.5); len(a) != 0 {
+		t.Fatalf("re-alert while silent: %v", a)
+	}
+	if a := check("s4", 5.5); len(a) != 1 || a[0].Severity != "warning" {
+		t.Fatalf("after 5.5 days: %+v", a)
+	}
+}

@@ -8,11 +8,13 @@ package codecs
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -110,7 +112,7 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	default:
 		f, err := strconv.ParseFloat(string(b), 64)
 		if err != nil {
-			return fmt.Errorf("value must be a number, boolean or string")
+			return errBadValue
 		}
 		*v = Number(f)
 	}
@@ -144,6 +146,13 @@ func (s *Submission) UnmarshalJSON(b []byte) error {
 	}
 	for k, raw := range all {
 		if !knownFields[k] {
+			for known := range knownFields {
+				if strings.EqualFold(k, known) {
+					// encoding/json matches names case-insensitively; a near-twin
+					// would be read as the field and kept in Extra too.
+					return errCaseVariant{key: k, field: known}
+				}
+			}
 			if p.Extra == nil {
 				p.Extra = map[string]json.RawMessage{}
 			}
@@ -165,7 +174,8 @@ func (s Submission) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Splice {"extra fields"} into the object: known fields win on clash.
+	// Splice {"extra fields"} into the object; Extra never holds a known
+	// field's name in any letter case (UnmarshalJSON refuses those).
 	out := append(b[:len(b)-1:len(b)-1], ',')
 	return append(out, extra[1:]...), nil
 }
@@ -186,6 +196,9 @@ func DecodeSubmission(b []byte, now time.Time) (Submission, error) {
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return Submission{}, fmt.Errorf("%w: %s", ErrNotJSON, jsonProblem(err))
 	}
+	if trimmed := bytes.TrimSpace(b); len(trimmed) == 0 || trimmed[0] != '{' {
+		return Submission{}, fmt.Errorf("%w: the body must be a JSON object", ErrNotJSON)
+	}
 	var s Submission
 	if probe.ResourceType != nil {
 		var err error
@@ -201,8 +214,30 @@ func DecodeSubmission(b []byte, now time.Time) (Submission, error) {
 	return s, nil
 }
 
+var errBadValue = errors.New("items[].value must be a finite number, a boolean or a string")
+
+type errCaseVariant struct{ key, field string }
+
+func (e errCaseVariant) Error() string {
+	return fmt.Sprintf("field %q differs from %q only in case", truncate(e.key, 40), e.field)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 // jsonProblem describes a decoding error without quoting the input.
 func jsonProblem(err error) string {
+	var cv errCaseVariant
+	if errors.Is(err, errBadValue) {
+		return errBadValue.Error()
+	}
+	if errors.As(err, &cv) {
+		return cv.Error()
+	}
 	switch e := err.(type) {
 	case *json.SyntaxError:
 		return fmt.Sprintf("malformed JSON at byte %d", e.Offset)

@@ -154,7 +154,7 @@ func (r *Rule) evaluate(h *codecs.ItemHistory, code string, v float64, at int64)
 		}
 	case KindBaselineRise:
 		if h == nil || h.BaseN < r.BaselineReports {
-			return f // no baseline yet: the rule cannot judge, and nothing opens or closes
+			return f // no baseline yet: the condition cannot hold
 		}
 		base := h.BaseSum / float64(h.BaseN)
 		f.evidence.Baseline, f.evidence.Threshold = &base, base+r.Rise

@@ -65,4 +65,3 @@ func AlertID(ruleID string, ruleVersion int, subjectID, trigger, item, severity 
 	}, "\x1f")))
 	return hex.EncodeToString(h[:16])
 }
-

@@ -24,9 +24,9 @@ type CleanSubmission struct {
 	// OffsetSeconds is the device's UTC offset at submission.
 	OffsetSeconds int `json:"offset_s"`
 	// ReceivedAt is the Kafka timestamp of the submission record.
-	ReceivedAt time.Time          `json:"received_at"`
-	Items      []CleanItem        `json:"items"`
-	Scores     map[string]float64 `json:"scores,omitempty"`
+	ReceivedAt time.Time                  `json:"received_at"`
+	Items      []CleanItem                `json:"items"`
+	Scores     map[string]float64         `json:"scores,omitempty"`
 	Extra      map[string]json.RawMessage `json:"extra,omitempty"`
 }
 

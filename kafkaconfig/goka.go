@@ -16,7 +16,7 @@ import (
 // Kafka 4 protocol) instead of goka's global defaults, topics created by
 // `eprostream migrate` only (a missing topic is an error, not a surprise
 // topic with wrong settings), local table storage under stateDir, and goka's
-// log lines at debug level of log.
+// log lines at debug level of log; empty records are passed to callbacks.
 func GokaOptions(c config.Config, clientID, stateDir string, log *slog.Logger) []goka.ProcessorOption {
 	cfg := Sarama(clientID, c.DialTimeout)
 	return []goka.ProcessorOption{
@@ -27,6 +27,9 @@ func GokaOptions(c config.Config, clientID, stateDir string, log *slog.Logger) [
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, topicManagerConfig(c))),
 		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "processor"))),
 		goka.WithLogger(gokaLogger{log}),
+		// An empty record is bad input like any other: it must reach the
+		// callback and the DLQ, not be dropped silently (goka's default).
+		goka.WithNilHandling(goka.NilProcess),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/eprostream/eprostream/processors/intake"
 	"github.com/eprostream/eprostream/processors/subject"
 	"github.com/eprostream/eprostream/rules"
+	"github.com/eprostream/eprostream/tablestore"
 	"github.com/eprostream/eprostream/topics"
 )
 
@@ -73,6 +74,13 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			return err
 		}
 	}
+	state, clean, err := tablestore.Open(f.stateDir)
+	if err != nil {
+		return err
+	}
+	if !clean {
+		a.log.Warn("previous run did not stop cleanly: local tables discarded, rebuilding them from Kafka", "state_dir", f.stateDir)
+	}
 	names := topics.NewNames(a.cfg.TopicPrefix)
 	reg := admin.NewRegistry()
 	g, ctx := errgroup.WithContext(ctx)
@@ -102,7 +110,10 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 		defer closeChecks()
 		g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Run(ctx) })
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return state.CloseClean()
 }
 
 func newProcessor(a *app, group string, names topics.Names, registry *rules.Registry, reg prometheus.Registerer, stateDir string) (*goka.Processor, error) {

@@ -140,3 +140,22 @@ func TestBadSubmissionsGoToDLQWithReason(t *testing.T) {
 		t.Error("a bad submission reached epro-clean")
 	}
 }
+
+func TestEmptyRecordGoesToDLQ(t *testing.T) {
+	tt := tester.New(t)
+	names := topics.NewNames("")
+	p, err := intake.New(nil, names, intake.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		goka.WithTester(tt), goka.WithNilHandling(goka.NilProcess))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	dead := tt.NewQueueTracker(names.DLQ)
+	tt.Consume(names.Submissions, "k", nil)
+	if hdr, key, _, ok := dead.NextRawWithHeaders(); !ok || key != "k" || string(hdr[dlq.HeaderClass]) != dlq.ClassDecode {
+		t.Fatalf("empty record: %v %q %q", ok, key, hdr[dlq.HeaderReason])
+	}
+}

@@ -1,0 +1,305 @@
+package processors_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/config"
+	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/loadgen"
+	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/topics"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// eprostreamBinary builds the real binary once per test run (without -race:
+// it is the system under test, run as its own process so it can be killed).
+func eprostreamBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "eprostream-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "eprostream")
+		out, err := exec.Command("go", "build", "-o", binary, "../cmd/eprostream").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// stack is one test's isolated slice of the real Kafka.
+type stack struct {
+	t     *testing.T
+	cfg   config.Config
+	names topics.Names
+}
+
+func newStack(t *testing.T, partitions int) *stack {
+	cfg := devstack.Kafka(t)
+	admin, err := connect.KafkaAdmin(cfg, "spine-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, partitions, 1), log); err != nil {
+		t.Fatal(err)
+	}
+	return &stack{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix)}
+}
+
+// proc is a running `eprostream process`.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan error
+	log  string
+}
+
+func (s *stack) start(name string, args ...string) *proc {
+	s.t.Helper()
+	logPath := filepath.Join(s.t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(eprostreamBinary(s.t), append([]string{"process"}, args...)...)
+	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=warn",
+		"KAFKA_BROKERS="+strings.Join(s.cfg.KafkaBrokers, ","))
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1), log: logPath}
+	go func() { p.done <- cmd.Wait(); f.Close() }()
+	s.t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.done <- nil // let a second kill return at once
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- nil
+		if err != nil {
+			t.Fatalf("process exited with %v; log %s:\n%s", err, p.log, tail(p.log))
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("process did not stop within 60s after SIGTERM; log %s", p.log)
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// produce sends every record with acks=all and returns once all are stored.
+func (s *stack) produce(records []loadgen.Record) {
+	s.t.Helper()
+	cfg := kafkaconfig.Sarama("spine-test-producer", s.cfg.DialTimeout)
+	cfg.Producer.Flush.Messages = 500
+	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	producer, err := sarama.NewAsyncProducer(s.cfg.KafkaBrokers, cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var failed error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for range producer.Successes() {
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for e := range producer.Errors() {
+			failed = e.Err
+		}
+	}()
+	for _, r := range records {
+		producer.Input() <- &sarama.ProducerMessage{Topic: s.names.Submissions, Key: sarama.StringEncoder(r.Key), Value: sarama.ByteEncoder(r.Value)}
+	}
+	producer.AsyncClose()
+	wg.Wait()
+	if failed != nil {
+		s.t.Fatal(failed)
+	}
+}
+
+// lag returns how many records of topics the group has not committed.
+func (s *stack) lag(client sarama.Client, admin sarama.ClusterAdmin, group string, topicNames ...string) (int64, error) {
+	parts := map[string][]int32{}
+	for _, tp := range topicNames {
+		ps, err := client.Partitions(tp)
+		if err != nil {
+			return 0, err
+		}
+		parts[tp] = ps
+	}
+	offsets, err := admin.ListConsumerGroupOffsets(group, parts)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for tp, ps := range parts {
+		for _, p := range ps {
+			hwm, err := client.GetOffset(tp, p, sarama.OffsetNewest)
+			if err != nil {
+				return 0, err
+			}
+			committed := int64(0)
+			if b := offsets.GetBlock(tp, p); b != nil && b.Offset >= 0 {
+				committed = b.Offset
+			}
+			lag += hwm - committed
+		}
+	}
+	return lag, nil
+}
+
+// waitDrained waits until intake and subject have committed everything
+// (checked twice in a row, since intake feeds subject).
+func (s *stack) waitDrained(timeout time.Duration, procs ...*proc) {
+	s.t.Helper()
+	client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-lag", s.cfg.DialTimeout))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	zero := 0
+	for zero < 2 {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("groups did not drain within %s", timeout)
+		}
+		for _, p := range procs {
+			select {
+			case err := <-p.done:
+				p.done <- err
+				s.t.Fatalf("process exited early (%v); log:\n%s", err, tail(p.log))
+			default:
+			}
+		}
+		time.Sleep(time.Second)
+		a, err1 := s.lag(client, admin, topics.Group(s.cfg.TopicPrefix, "intake"), s.names.Submissions)
+		b, err2 := s.lag(client, admin, topics.Group(s.cfg.TopicPrefix, "subject"), s.names.Clean, s.names.Commands)
+		if err1 != nil || err2 != nil || a+b > 0 {
+			zero = 0
+			continue
+		}
+		zero++
+	}
+}
+
+// readAll returns every record of topic, all partitions, up to now.
+func (s *stack) readAll(topic string) []*sarama.ConsumerMessage {
+	s.t.Helper()
+	consumer, err := sarama.NewConsumer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-reader", s.cfg.DialTimeout))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer consumer.Close()
+	client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-reader", s.cfg.DialTimeout))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []*sarama.ConsumerMessage
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		oldest, _ := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if hwm <= oldest {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for msg := range pc.Messages() {
+			out = append(out, msg)
+			if msg.Offset >= hwm-1 {
+				break
+			}
+		}
+		pc.Close()
+	}
+	return out
+}
+
+// alertKeys reads epro-alerts: the set of alert identities and of alert ids.
+func (s *stack) alerts() (keys map[string]bool, ids map[string]bool) {
+	keys, ids = map[string]bool{}, map[string]bool{}
+	for _, m := range s.readAll(s.names.Alerts) {
+		v, err := codecs.JSON[codecs.Alert]{}.Decode(m.Value)
+		if err != nil {
+			s.t.Fatalf("undecodable alert: %v", err)
+		}
+		a := v.(codecs.Alert)
+		keys[strings.Join([]string{a.RuleID, a.SubjectID, a.MessageID, a.Evidence.Item, a.Severity}, "|")] = true
+		ids[a.AlertID] = true
+	}
+	return keys, ids
+}
+
+// table reads subject-table: the latest state of each subject.
+func (s *stack) table() map[string]codecs.SubjectState {
+	out := map[string]codecs.SubjectState{}
+	for _, m := range s.readAll(s.names.SubjectTable) {
+		v, err := codecs.JSON[codecs.SubjectState]{}.Decode(m.Value)
+		if err != nil {
+			s.t.Fatalf("undecodable state: %v", err)
+		}
+		out[string(m.Key)] = v.(codecs.SubjectState)
+	}
+	return out
+}

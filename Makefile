@@ -19,10 +19,8 @@ status: ## one line per service
 build:
 	$(GO) build -o bin/eprostream ./cmd/eprostream
 
-demo: up build ## bring the stack up, migrate, check every dependency
-	bin/eprostream migrate
-	bin/eprostream check
-	@echo "make demo: the stack is up and migrated. The full demo (load generator, processors, alerts) arrives with the processor groups."
+demo: up build ## a minute of a synthetic trial through the groups, then what happened
+	bin/eprostream demo
 
 vet:
 	$(GO) vet ./...

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
@@ -26,12 +27,29 @@ type rawEmitter struct {
 }
 
 func newRaw(cfg config.Config, topic string, log *slog.Logger, opts ...goka.EmitterOption) (*rawEmitter, error) {
+	if len(opts) == 0 { // not under goka's tester: check the topic exists now, not at the first send
+		if err := topicExists(cfg, topic); err != nil {
+			return nil, err
+		}
+	}
 	all := append(kafkaconfig.EmitterOptions(cfg, "eprostream-emitter", log), opts...)
 	e, err := goka.NewEmitter(cfg.KafkaBrokers, goka.Stream(topic), new(codec.Bytes), all...)
 	if err != nil {
 		return nil, fmt.Errorf("emitters: %s: %w", topic, err)
 	}
 	return &rawEmitter{e: e}, nil
+}
+
+func topicExists(cfg config.Config, topic string) error {
+	client, err := sarama.NewClient(cfg.KafkaBrokers, kafkaconfig.Sarama("eprostream-emitter", cfg.DialTimeout))
+	if err != nil {
+		return fmt.Errorf("emitters: kafka at %v: %w", cfg.KafkaBrokers, err)
+	}
+	defer client.Close()
+	if _, err := client.Partitions(topic); err != nil {
+		return fmt.Errorf("emitters: topic %s: %w (run `eprostream migrate`)", topic, err)
+	}
+	return nil
 }
 
 // send starts producing value under key and returns a channel that yields
@@ -95,6 +113,18 @@ func (e *SubmissionEmitter) Emit(ctx context.Context, s codecs.Submission) error
 // (the intake group validates); for gateways and load generators.
 func (e *SubmissionEmitter) EmitRaw(ctx context.Context, key string, value []byte) error {
 	return wait(ctx, e.raw.send(key, value))
+}
+
+// EmitRawAsync starts sending value under key without validating it and
+// returns at once; done receives the broker's answer, on another goroutine.
+// For load generators that keep many records in flight.
+func (e *SubmissionEmitter) EmitRawAsync(key string, value []byte, done func(error)) {
+	p, err := e.raw.e.Emit(key, value)
+	if err != nil {
+		done(err)
+		return
+	}
+	p.Then(done)
 }
 
 // EmitBatch validates and sends every submission, then waits for all of

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -31,6 +32,7 @@ func Topics(ctx context.Context, admin sarama.ClusterAdmin, specs []topics.Spec,
 		return fmt.Errorf("migrate: list topics: %w", err)
 	}
 	var errs []error
+	var created []string
 	for _, s := range specs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -43,14 +45,18 @@ func Topics(ctx context.Context, admin sarama.ClusterAdmin, specs []topics.Spec,
 			}
 			continue
 		}
-		created, err := createTopic(admin, s)
+		ok, err := createTopic(admin, s)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if created {
+		if ok {
+			created = append(created, s.Name)
 			log.Info("topic created", "topic", s.Name, "partitions", s.Partitions, "replication", s.ReplicationFactor)
 		}
+	}
+	if len(created) > 0 {
+		errs = append(errs, waitVisible(ctx, admin, created))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w\n(fix the topics or the configuration: migrate never alters a topic that holds data)", err)
@@ -116,4 +122,30 @@ func checkTopic(admin sarama.ClusterAdmin, s topics.Spec, d sarama.TopicDetail) 
 	}
 	sort.Strings(diffs)
 	return fmt.Errorf("migrate: topic %s %v: %w", s.Name, diffs, ErrTopicMismatch)
+}
+
+// waitVisible waits until the brokers' metadata shows every topic, so that a
+// process started right after migrate finds them.
+func waitVisible(ctx context.Context, admin sarama.ClusterAdmin, names []string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		meta, err := admin.DescribeTopics(names)
+		missing := err != nil
+		for _, m := range meta {
+			if !errors.Is(m.Err, sarama.ErrNoError) || len(m.Partitions) == 0 {
+				missing = true
+			}
+		}
+		if !missing {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("migrate: created topics not visible in metadata after 30s: %v", names)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/config"
 	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/consumerlag"
 	"github.com/eprostream/eprostream/devstack"
 	"github.com/eprostream/eprostream/kafkaconfig"
 	"github.com/eprostream/eprostream/loadgen"
@@ -165,37 +166,6 @@ func (s *stack) produce(records []loadgen.Record) {
 	}
 }
 
-// lag returns how many records of topics the group has not committed.
-func (s *stack) lag(client sarama.Client, admin sarama.ClusterAdmin, group string, topicNames ...string) (int64, error) {
-	parts := map[string][]int32{}
-	for _, tp := range topicNames {
-		ps, err := client.Partitions(tp)
-		if err != nil {
-			return 0, err
-		}
-		parts[tp] = ps
-	}
-	offsets, err := admin.ListConsumerGroupOffsets(group, parts)
-	if err != nil {
-		return 0, err
-	}
-	var lag int64
-	for tp, ps := range parts {
-		for _, p := range ps {
-			hwm, err := client.GetOffset(tp, p, sarama.OffsetNewest)
-			if err != nil {
-				return 0, err
-			}
-			committed := int64(0)
-			if b := offsets.GetBlock(tp, p); b != nil && b.Offset >= 0 {
-				committed = b.Offset
-			}
-			lag += hwm - committed
-		}
-	}
-	return lag, nil
-}
-
 // waitDrained waits until intake and subject have committed everything
 // (checked twice in a row, since intake feeds subject).
 func (s *stack) waitDrained(timeout time.Duration, procs ...*proc) {
@@ -224,8 +194,8 @@ func (s *stack) waitDrained(timeout time.Duration, procs ...*proc) {
 			}
 		}
 		time.Sleep(time.Second)
-		a, err1 := s.lag(client, admin, topics.Group(s.cfg.TopicPrefix, "intake"), s.names.Submissions)
-		b, err2 := s.lag(client, admin, topics.Group(s.cfg.TopicPrefix, "subject"), s.names.Clean, s.names.Commands)
+		a, err1 := consumerlag.Of(client, admin, topics.Group(s.cfg.TopicPrefix, "intake"), s.names.Submissions)
+		b, err2 := consumerlag.Of(client, admin, topics.Group(s.cfg.TopicPrefix, "subject"), s.names.Clean, s.names.Commands)
 		if err1 != nil || err2 != nil || a+b > 0 {
 			zero = 0
 			continue

@@ -29,7 +29,9 @@ type oracleSubject struct {
 	study, subjID string
 }
 
-func newOracle() *oracle { return &oracle{subjects: map[string]*oracleSubject{}, alerts: map[string]bool{}} }
+func newOracle() *oracle {
+	return &oracle{subjects: map[string]*oracleSubject{}, alerts: map[string]bool{}}
+}
 
 func rank(sev string) int {
 	return map[string]int{"": 0, "info": 1, "warning": 2, "urgent": 3}[sev]

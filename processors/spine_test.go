@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/consumerlag"
 	"github.com/eprostream/eprostream/kafkaconfig"
 	"github.com/eprostream/eprostream/loadgen"
 	"github.com/eprostream/eprostream/topics"
@@ -183,17 +184,9 @@ func TestSpineTwoSubjectInstancesShareAndTakeOver(t *testing.T) {
 
 // written is the number of records in topic.
 func written(t *testing.T, client sarama.Client, topic string) int64 {
-	parts, err := client.Partitions(topic)
+	n, err := consumerlag.Written(client, topic)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var n int64
-	for _, p := range parts {
-		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hwm
 	}
 	return n
 }

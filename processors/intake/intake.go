@@ -73,7 +73,7 @@ func (p *processor) process(ctx goka.Context, msg any) {
 			class = dlq.ClassDecode
 		}
 		p.dropped.WithLabelValues(class).Inc()
-		p.log.Info("submission dead-lettered", "class", class, "reason", err.Error(),
+		p.log.Debug("submission dead-lettered", "class", class, "reason", err.Error(),
 			"partition", ctx.Partition(), "offset", ctx.Offset())
 		ctx.Emit(goka.Stream(p.names.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(dlq.FromContext(ctx, class, err.Error())))
 		return

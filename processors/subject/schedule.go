@@ -33,9 +33,6 @@ type Scheduler struct {
 
 // Run runs the view and sweeps every Interval until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	if s.Now == nil {
-		s.Now = time.Now
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.View.Run(ctx) }()
 	tick := time.NewTicker(s.Interval)
@@ -71,11 +68,18 @@ func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("subject: schedule lock: %w", err)
 	}
-	defer lock.Release(context.WithoutCancel(ctx))
-	now := s.Now().UTC()
+	// The lock is kept until it expires at the end of the interval: one sweep
+	// per interval across all instances. It is released early only on failure,
+	// so another instance can retry.
+	release := func() { _ = lock.Release(context.WithoutCancel(ctx)) }
+	now := time.Now().UTC()
+	if s.Now != nil {
+		now = s.Now().UTC()
+	}
 	slot := now.Truncate(s.Interval).Unix()
 	it, err := s.View.Iterator()
 	if err != nil {
+		release()
 		return 0, fmt.Errorf("subject: schedule iterate: %w", err)
 	}
 	defer it.Release()
@@ -95,6 +99,7 @@ func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
 			StudyID: st.StudyID, SubjectID: it.Key(), At: now, By: "scheduler",
 		}
 		if err := s.Sender.Emit(ctx, cmd); err != nil {
+			release()
 			return sent, fmt.Errorf("subject: schedule emit: %w", err)
 		}
 		sent++

@@ -91,7 +91,7 @@ func (p *processor) state(ctx goka.Context) codecs.SubjectState {
 
 func (p *processor) deadLetter(ctx goka.Context, input, class string, raw []byte, err error) {
 	p.dropped.WithLabelValues(input, class).Inc()
-	p.deps.Log.Info("record dead-lettered", "input", input, "class", class, "reason", err.Error(),
+	p.deps.Log.Debug("record dead-lettered", "input", input, "class", class, "reason", err.Error(),
 		"partition", ctx.Partition(), "offset", ctx.Offset())
 	ctx.Emit(goka.Stream(p.names.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(dlq.FromContext(ctx, class, err.Error())))
 }

@@ -28,6 +28,8 @@ type harness struct {
 	names        topics.Names
 }
 
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 func newHarness(t *testing.T) *harness {
 	tt := tester.New(t)
 	names := topics.NewNames("")

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/spf13/cobra"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/consumerlag"
+	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/rules"
+	"github.com/eprostream/eprostream/topics"
+)
+
+func newDemoCmd(a *app) *cobra.Command {
+	lf := &loadgenFlags{}
+	var duration time.Duration
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the groups on a synthetic trial for about a minute and report what happened",
+		Long: `demo creates fresh topics (prefix demo-<time>. unless --topic-prefix is set),
+runs the intake and subject groups and the missed-diary scheduler in this
+process, sends a synthetic trial for --duration at --rate, waits until every
+record is processed, and prints throughput, alerts per rule, the DLQ count and
+the time from submission to alert.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, a, lf, duration) },
+	}
+	lf.register(cmd)
+	cmd.Flags().DurationVar(&duration, "duration", time.Minute, "how long to send load")
+	_ = cmd.Flags().Set("subjects-per-site", "100")
+	return cmd
+}
+
+func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duration) error {
+	ctx := cmd.Context()
+	if !cmd.Flags().Changed("topic-prefix") && os.Getenv("TOPIC_PREFIX") == "" {
+		a.cfg.TopicPrefix = "demo-" + time.Now().UTC().Format("20060102-150405") + "."
+	}
+	if lf.rate > 0 && lf.total == 0 {
+		lf.total = int(lf.rate * duration.Seconds())
+	}
+	if !cmd.Flags().Changed("days") && lf.total > 0 {
+		// Fit the trial to the load, so it ends yesterday as a live one would
+		// (subjects send about 3.3 records a day).
+		subjects := lf.gen.Studies * lf.gen.SitesPerStudy * lf.gen.SubjectsPerSite
+		lf.gen.Days = max(1, int(float64(lf.total)/(3.3*float64(max(subjects, 1)))))
+	}
+	fmt.Fprintf(a.stdout, "demo: topics under prefix %q\n", a.cfg.TopicPrefix)
+	if err := runMigrate(ctx, a); err != nil {
+		return err
+	}
+	stateDir, err := os.MkdirTemp("", "eprostream-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stateDir)
+	groupsCtx, stopGroups := context.WithCancel(ctx)
+	groupsDone := make(chan error, 1)
+	go func() {
+		// The trial's clock runs days per second, so the missed-diary sweep
+		// runs once, after the load (sweepOnce), not on a wall-clock interval.
+		groupsDone <- runProcess(groupsCtx, a, processFlags{group: "all", stateDir: stateDir})
+	}()
+	defer func() { stopGroups(); <-groupsDone }()
+
+	var mu sync.Mutex
+	sentAt := map[string]time.Time{}
+	fmt.Fprintf(a.stdout, "demo: sending up to %d records at %.0f/s\n", lf.total, lf.rate)
+	sum, err := runLoadgen(ctx, a, lf, cmd.ErrOrStderr(), func(id string, at time.Time) {
+		mu.Lock()
+		sentAt[id] = at
+		mu.Unlock()
+	})
+	fmt.Fprintln(a.stdout, sum)
+	if err != nil {
+		return err
+	}
+	drainStart := time.Now()
+	if err := waitDrained(ctx, a, groupsDone); err != nil {
+		return err
+	}
+	drain := time.Since(drainStart)
+	if err := sweepOnce(ctx, a, stateDir); err != nil {
+		return err
+	}
+	if err := waitDrained(ctx, a, groupsDone); err != nil {
+		return err
+	}
+	return report(a, sum, drain, sentAt)
+}
+
+// sweepOnce runs the missed-diary scheduler's sweep once, as of now.
+func sweepOnce(ctx context.Context, a *app, stateDir string) error {
+	sched, closeSched, err := newScheduler(a, topics.NewNames(a.cfg.TopicPrefix), rules.NewRegistry(),
+		processFlags{stateDir: stateDir, scheduleInterval: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer closeSched()
+	viewCtx, stopView := context.WithCancel(ctx)
+	viewDone := make(chan error, 1)
+	go func() { viewDone <- sched.View.Run(viewCtx) }()
+	defer func() { stopView(); <-viewDone }()
+	for !sched.View.Recovered() {
+		select {
+		case err := <-viewDone:
+			viewDone <- err
+			return fmt.Errorf("demo: schedule view: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	n, err := sched.Sweep(ctx)
+	fmt.Fprintf(a.stdout, "demo: missed-diary sweep sent %d checks\n", n)
+	return err
+}
+
+// waitDrained waits until intake and subject have committed every record.
+func waitDrained(ctx context.Context, a *app, groupsDone chan error) error {
+	client, err := sarama.NewClient(a.cfg.KafkaBrokers, kafkaconfig.Sarama("eprostream-demo", a.cfg.DialTimeout))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return err
+	}
+	names := topics.NewNames(a.cfg.TopicPrefix)
+	for zero := 0; zero < 2; {
+		select {
+		case err := <-groupsDone:
+			groupsDone <- err // for the caller's deferred wait
+			return fmt.Errorf("demo: processor groups stopped: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		x, err1 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "intake"), names.Submissions)
+		y, err2 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "subject"), names.Clean, names.Commands)
+		if err := errors.Join(err1, err2); err != nil || x+y > 0 {
+			zero = 0
+			continue
+		}
+		zero++
+	}
+	return nil
+}
+
+func report(a *app, sum loadSummary, drain time.Duration, sentAt map[string]time.Time) error {
+	names := topics.NewNames(a.cfg.TopicPrefix)
+	consumer, err := sarama.NewConsumer(a.cfg.KafkaBrokers, kafkaconfig.Sarama("eprostream-demo", a.cfg.DialTimeout))
+	if err != nil {
+		return err
+	}
+	defer consumer.Close()
+	alerts, err := readTopic(consumer, names.Alerts)
+	if err != nil {
+		return err
+	}
+	dead, err := readTopic(consumer, names.DLQ)
+	if err != nil {
+		return err
+	}
+	perRule := map[string]int{}
+	var latencies []time.Duration
+	for _, m := range alerts {
+		v, err := codecs.JSON[codecs.Alert]{}.Decode(m.Value)
+		if err != nil {
+			continue
+		}
+		al := v.(codecs.Alert)
+		perRule[al.RuleID+" ("+al.Severity+")"]++
+		if at, ok := sentAt[al.MessageID]; ok {
+			latencies = append(latencies, m.Timestamp.Sub(at))
+		}
+	}
+	total := sum.elapsed + drain
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\nsubmissions processed\t%d in %s (%.0f/s offered; the groups finished %s after the last send)\n",
+		sum.sent, total.Round(time.Second), float64(sum.sent)/sum.elapsed.Seconds(), drain.Round(100*time.Millisecond))
+	fmt.Fprintf(w, "dead-lettered (epro-dlq)\t%d (the load generator sent %d malformed)\n", len(dead), sum.bad)
+	fmt.Fprintf(w, "alerts (epro-alerts)\t%d\n", len(alerts))
+	rules := make([]string, 0, len(perRule))
+	for r := range perRule {
+		rules = append(rules, r)
+	}
+	sort.Strings(rules)
+	for _, r := range rules {
+		fmt.Fprintf(w, "  %s\t%d\n", r, perRule[r])
+	}
+	if len(latencies) > 0 {
+		sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+		fmt.Fprintf(w, "submission → alert\tp50 %s, p99 %s (%d alerts)\n", pct(latencies, 0.50), pct(latencies, 0.99), len(latencies))
+	}
+	return w.Flush()
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))].Round(time.Millisecond)
+}
+
+// readTopic returns every record of topic up to its current end.
+func readTopic(consumer sarama.Consumer, topic string) ([]*sarama.ConsumerMessage, error) {
+	parts, err := consumer.Partitions(topic)
+	if err != nil {
+		return nil, err
+	}
+	hwms := consumer.HighWaterMarks()
+	var out []*sarama.ConsumerMessage
+	for _, p := range parts {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return nil, err
+		}
+		hwm := pc.HighWaterMarkOffset()
+		if h, ok := hwms[topic][p]; ok && h > hwm {
+			hwm = h
+		}
+		for hwm > 0 {
+			m := <-pc.Messages()
+			out = append(out, m)
+			if m.Offset >= hwm-1 {
+				break
+			}
+		}
+		_ = pc.Close()
+	}
+	return out, nil
+}

@@ -1,0 +1,115 @@
+package subject_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/bsm/redislock"
+	"github.com/lovoo/goka"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/processors/subject"
+	"github.com/eprostream/eprostream/rules"
+	"github.com/eprostream/eprostream/topics"
+)
+
+type recorder struct {
+	mu   sync.Mutex
+	cmds []codecs.Command
+}
+
+func (r *recorder) Emit(_ context.Context, c codecs.Command) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cmds = append(r.cmds, c)
+	return nil
+}
+
+// Two schedulers over the real subject-table share one Redis lock: in one
+// interval exactly one of them sweeps, and it asks only about the subject
+// that has been silent longer than the rules allow.
+func TestSchedulersShareOneSweepPerInterval(t *testing.T) {
+	cfg := devstack.Kafka(t)
+	rdb, prefix := devstack.Redis(t)
+	admin, err := connect.KafkaAdmin(cfg, "schedule-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	log := quietLog()
+	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
+		t.Fatal(err)
+	}
+	names := topics.NewNames(cfg.TopicPrefix)
+	now := time.Now().UTC()
+	states := map[string]int64{
+		"S-SILENT": now.Add(-80 * time.Hour).Unix(),
+		"S-RECENT": now.Add(-1 * time.Hour).Unix(),
+		"S-NEVER":  0,
+	}
+	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kafkaconfig.Sarama("schedule-test", cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, last := range states {
+		b, _ := json.Marshal(codecs.SubjectState{V: 1, StudyID: "ONC-301", SubjectID: id, LastAt: last})
+		if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: names.SubjectTable, Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	producer.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sender := &recorder{}
+	var scheds []*subject.Scheduler
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		view, err := goka.NewView(cfg.KafkaBrokers, goka.Table(names.SubjectTable), subject.StateCodec{},
+			kafkaconfig.ViewOptions(cfg, "schedule-test", t.TempDir(), log)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = view.Run(ctx) }()
+		scheds = append(scheds, &subject.Scheduler{View: view, Sender: sender, Locker: redislock.New(rdb),
+			LockKey: prefix + "lock:schedule", Interval: time.Minute, Rules: rules.NewRegistry(), Log: log})
+	}
+	defer wg.Wait()
+	defer cancel()
+	for _, s := range scheds {
+		deadline := time.Now().Add(30 * time.Second)
+		for !s.View.Recovered() {
+			if time.Now().After(deadline) {
+				t.Fatal("view did not recover")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	total := 0
+	for _, s := range scheds {
+		n, err := s.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	if total != 1 || len(sender.cmds) != 1 {
+		t.Fatalf("%d checks sent by the two schedulers, want 1: %+v", total, sender.cmds)
+	}
+	c := sender.cmds[0]
+	if c.SubjectID != "S-SILENT" || c.Kind != codecs.CommandCheckSchedule || c.Validate() != nil {
+		t.Fatalf("command %+v", c)
+	}
+	if ttl := rdb.PTTL(ctx, prefix+"lock:schedule").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("the sweep lock must be held for the interval, TTL %v", ttl)
+	}
+}

@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build demo test vet fmt-check unit bench-anchors compose-check
+.PHONY: up down status build demo test vet fmt-check unit bench-anchors bench-spine bench-micro compose-check
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -45,6 +45,12 @@ unit:
 
 bench-anchors: ## Kafka/Redis/ClickHouse anchor figures for bench/RESULTS.md
 	bash bench/anchors.sh
+
+bench-spine: up ## spine throughput beside a sarama pass-through, table recovery
+	$(GO) run ./bench/spinebench -records 200000
+
+bench-micro: ## codec, rule and callback micro-benchmarks (no stack needed)
+	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./loadgen
 
 compose-check: ## validate docker/compose.yml (needs docker compose or docker-compose, not an engine)
 	@if docker compose version >/dev/null 2>&1; then docker compose -f docker/compose.yml config --quiet; \

@@ -21,7 +21,7 @@ func TestInternalRecordsRoundTrip(t *testing.T) {
 			Items: []CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}, Scores: map[string]float64{"X": 1}}},
 		{JSON[Alert]{}, Alert{V: 1, AlertID: "a", RuleID: "r", Severity: SeverityUrgent, RaisedAt: at, Evidence: Evidence{Values: []float64{4}}}},
 		{JSON[Command]{}, Command{V: 1, CommandID: "c", Kind: CommandCheckSchedule, SubjectID: "s", At: at}},
-		{JSON[SubjectState]{}, SubjectState{V: 1, SubjectID: "s", Reports: 2, Applied: []uint64{1, 1 << 63},
+		{JSON[SubjectState]{}, SubjectState{V: 1, SubjectID: "s", Reports: 2, Applied: AppliedIDs{1, 1 << 63},
 			Items: map[string]*ItemHistory{"X": {BaseN: 1, BaseSum: 2, Recent: []Point{{T: 1, V: 2}}}}}},
 	}
 	for _, r := range records {

@@ -159,3 +159,13 @@ func TestEmptyRecordGoesToDLQ(t *testing.T) {
 		t.Fatalf("empty record: %v %q %q", ok, key, hdr[dlq.HeaderReason])
 	}
 }
+
+func BenchmarkClean(b *testing.B) {
+	native := []byte(envelope("m1", `{"code":"PAIN_SEVERITY","value":3},{"code":"PAIN_INTERFERENCE","value":2},{"code":"NAUSEA_FREQUENCY","value":1},{"code":"NAUSEA_SEVERITY","value":1},{"code":"FATIGUE_SEVERITY","value":2},{"code":"FATIGUE_INTERFERENCE","value":1},{"code":"DIARRHEA_FREQUENCY","value":0}`))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := intake.Clean(native, received); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -15,11 +15,13 @@ var ErrStaleFence = fmt.Errorf("subject: stale fencing token")
 
 // ApplySubmission folds c into st. It returns the new state, the alerts
 // raised, and false when c was applied before (then nothing changes).
+// st is consumed: its maps are reused by the new state (the group passes a
+// state freshly decoded from the table; callers that keep st pass a Clone).
 func ApplySubmission(st codecs.SubjectState, c codecs.CleanSubmission, set *rules.Set, now time.Time) (codecs.SubjectState, []codecs.Alert, bool) {
 	if st.HasApplied(c.MessageID) {
 		return st, nil, false
 	}
-	next := st.Clone()
+	next := st
 	next.V = codecs.WireVersion
 	alerts := set.Apply(&next, c, now)
 	next.MarkApplied(c.MessageID)

@@ -91,3 +91,30 @@ func TestClickHouseDatabaseIsIdempotent(t *testing.T) {
 		t.Fatalf("database %s: count %d, err %v", name, n, err)
 	}
 }
+
+func TestClickHouseMigrationsApplyOnceAndIdempotently(t *testing.T) {
+	conn, _ := devstack.ClickHouse(t)
+	db := devstack.UniqueName(t)
+	ctx := context.Background()
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for run := 0; run < 2; run++ {
+		if err := migrate.ClickHouse(ctx, conn, db, log); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	migrations, err := migrate.ClickHouseMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".schema_migrations").Scan(&recorded); err != nil || int(recorded) != len(migrations) {
+		t.Fatalf("schema_migrations holds %d rows (err %v), want %d", recorded, err, len(migrations))
+	}
+	for _, table := range []string{"submissions", "submission_ids", "alerts", "alert_ids", "dlq_events", "site_daily", "study_daily_symptoms"} {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, table).Scan(&n); err != nil || n != 1 {
+			t.Errorf("table %s missing (err %v)", table, err)
+		}
+	}
+}

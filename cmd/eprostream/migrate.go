@@ -14,9 +14,10 @@ import (
 func newMigrateCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "migrate",
-		Short: "Create the Kafka topics and the ClickHouse database (idempotent)",
-		Long: `migrate creates every Kafka topic of eprostream under the topic prefix and
-the ClickHouse database. It leaves what already matches alone and fails, naming
+		Short: "Create the Kafka topics and the ClickHouse schema (idempotent)",
+		Long: `migrate creates every Kafka topic of eprostream under the topic prefix, and
+the ClickHouse database with its versioned schema (recorded in
+schema_migrations). It leaves what already matches alone and fails, naming
 the topic and the difference, when an existing topic disagrees (for example a
 different partition count): it never alters a topic that holds data.`,
 		Args: cobra.NoArgs,
@@ -39,9 +40,9 @@ func runMigrate(ctx context.Context, a *app) error {
 		return err
 	}
 	defer conn.Close()
-	if err := migrate.ClickHouseDatabase(ctx, conn, a.cfg.ClickHouseDatabase); err != nil {
+	if err := migrate.ClickHouse(ctx, conn, a.cfg.ClickHouseDatabase, a.log); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "migrate: %d topics and ClickHouse database %s are in place\n", len(specs), a.cfg.ClickHouseDatabase)
+	fmt.Fprintf(a.stdout, "migrate: %d topics and the ClickHouse schema of database %s are in place\n", len(specs), a.cfg.ClickHouseDatabase)
 	return nil
 }

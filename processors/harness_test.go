@@ -2,6 +2,7 @@ package processors_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
@@ -55,11 +57,13 @@ func eprostreamBinary(t *testing.T) string {
 	return binary
 }
 
-// stack is one test's isolated slice of the real Kafka.
+// stack is one test's isolated slice of the real Kafka and ClickHouse.
 type stack struct {
 	t     *testing.T
 	cfg   config.Config
 	names topics.Names
+	ch    driver.Conn
+	db    string
 }
 
 func newStack(t *testing.T, partitions int) *stack {
@@ -73,7 +77,12 @@ func newStack(t *testing.T, partitions int) *stack {
 	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, partitions, 1), log); err != nil {
 		t.Fatal(err)
 	}
-	return &stack{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix)}
+	ch, db := devstack.ClickHouse(t)
+	if err := migrate.ClickHouse(context.Background(), ch, db, log); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ClickHouseDatabase = db
+	return &stack{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), ch: ch, db: db}
 }
 
 // proc is a running `eprostream process`.
@@ -92,6 +101,7 @@ func (s *stack) start(name string, args ...string) *proc {
 	}
 	cmd := exec.Command(eprostreamBinary(s.t), append([]string{"process"}, args...)...)
 	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=warn",
+		"CLICKHOUSE_DATABASE="+s.db,
 		"KAFKA_BROKERS="+strings.Join(s.cfg.KafkaBrokers, ","))
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -169,6 +179,22 @@ func (s *stack) produce(records []loadgen.Record) {
 // waitDrained waits until intake and subject have committed everything
 // (checked twice in a row, since intake feeds subject).
 func (s *stack) waitDrained(timeout time.Duration, procs ...*proc) {
+	s.waitGroups(timeout, map[string][]string{
+		"intake":  {s.names.Submissions},
+		"subject": {s.names.Clean, s.names.Commands},
+	}, procs...)
+}
+
+// waitAll also waits for the warehouse group.
+func (s *stack) waitAll(timeout time.Duration, procs ...*proc) {
+	s.waitGroups(timeout, map[string][]string{
+		"intake":    {s.names.Submissions},
+		"subject":   {s.names.Clean, s.names.Commands},
+		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ},
+	}, procs...)
+}
+
+func (s *stack) waitGroups(timeout time.Duration, groups map[string][]string, procs ...*proc) {
 	s.t.Helper()
 	client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-lag", s.cfg.DialTimeout))
 	if err != nil {
@@ -194,9 +220,13 @@ func (s *stack) waitDrained(timeout time.Duration, procs ...*proc) {
 			}
 		}
 		time.Sleep(time.Second)
-		a, err1 := consumerlag.Of(client, admin, topics.Group(s.cfg.TopicPrefix, "intake"), s.names.Submissions)
-		b, err2 := consumerlag.Of(client, admin, topics.Group(s.cfg.TopicPrefix, "subject"), s.names.Clean, s.names.Commands)
-		if err1 != nil || err2 != nil || a+b > 0 {
+		var total int64
+		var failed error
+		for g, in := range groups {
+			n, err := consumerlag.Of(client, admin, topics.Group(s.cfg.TopicPrefix, g), in...)
+			total, failed = total+n, errors.Join(failed, err)
+		}
+		if failed != nil || total > 0 {
 			zero = 0
 			continue
 		}

@@ -9,16 +9,19 @@ import (
 
 	"github.com/bsm/redislock"
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eprostream/eprostream/admin"
+	"github.com/eprostream/eprostream/chsink"
 	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/kafkaconfig"
 	"github.com/eprostream/eprostream/processors/intake"
 	"github.com/eprostream/eprostream/processors/subject"
+	"github.com/eprostream/eprostream/processors/warehouse"
 	"github.com/eprostream/eprostream/rules"
 	"github.com/eprostream/eprostream/tablestore"
 	"github.com/eprostream/eprostream/topics"
@@ -29,6 +32,7 @@ type processFlags struct {
 	stateDir         string
 	rulesDir         string
 	scheduleInterval time.Duration
+	sink             chsink.Config
 }
 
 func newProcessCmd(a *app) *cobra.Command {
@@ -40,27 +44,32 @@ func newProcessCmd(a *app) *cobra.Command {
   intake   epro-submissions → epro-clean / epro-dlq
   subject  epro-clean + epro-commands → subject-table, epro-alerts / epro-dlq,
            and the missed-diary scheduler (one sweeper at a time, by Redis lock)
+  warehouse epro-clean + epro-alerts + epro-dlq → ClickHouse, batched, once
 Run several processes with the same --group to share the partitions; give each
 its own --state-dir. On SIGINT/SIGTERM the groups stop cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runProcess(cmd.Context(), a, f) },
 	}
-	cmd.Flags().StringVar(&f.group, "group", "all", "intake, subject or all")
+	cmd.Flags().StringVar(&f.group, "group", "all", "intake, subject, warehouse or all")
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "eprostream-state"),
 		"local table storage of this instance (rebuilt from Kafka when missing)")
 	cmd.Flags().StringVar(&f.rulesDir, "rules-dir", "", "folder of per-study rule sets (*.yaml); the default set applies to other studies")
 	cmd.Flags().DurationVar(&f.scheduleInterval, "schedule-interval", time.Hour, "how often the missed-diary scheduler sweeps; 0 disables it")
+	cmd.Flags().IntVar(&f.sink.MaxRows, "batch-rows", 50_000, "warehouse: rows per ClickHouse insert")
+	cmd.Flags().DurationVar(&f.sink.MaxDelay, "batch-delay", time.Second, "warehouse: longest wait before a partial batch is inserted")
+	cmd.Flags().IntVar(&f.sink.MaxInflight, "max-inserts", 4, "warehouse: concurrent ClickHouse inserts")
+	cmd.Flags().IntVar(&f.sink.MaxBuffered, "max-buffered", 200_000, "warehouse: rows buffered before the group stops pulling from Kafka")
 	return cmd
 }
 
 func (f processFlags) groups() ([]string, error) {
 	switch f.group {
 	case "all":
-		return []string{intake.Group, subject.Group}, nil
-	case intake.Group, subject.Group:
+		return []string{intake.Group, subject.Group, warehouse.Group}, nil
+	case intake.Group, subject.Group, warehouse.Group:
 		return []string{f.group}, nil
 	}
-	return nil, fmt.Errorf("--group %q: want intake, subject or all", f.group)
+	return nil, fmt.Errorf("--group %q: want intake, subject, warehouse or all", f.group)
 }
 
 func runProcess(ctx context.Context, a *app, f processFlags) error {
@@ -85,6 +94,15 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 	reg := admin.NewRegistry()
 	g, ctx := errgroup.WithContext(ctx)
 	for _, group := range groups {
+		if group == warehouse.Group {
+			run, closeWarehouse, err := newWarehouse(a, names, reg, f)
+			if err != nil {
+				return err
+			}
+			defer closeWarehouse()
+			g.Go(func() error { return run(ctx) })
+			continue
+		}
 		proc, err := newProcessor(a, group, names, registry, reg, f.stateDir)
 		if err != nil {
 			return err
@@ -124,6 +142,38 @@ func newProcessor(a *app, group string, names topics.Names, registry *rules.Regi
 	default:
 		return subject.New(a.cfg.KafkaBrokers, names, subject.Deps{Rules: registry, Log: a.log, Registry: reg}, opts...)
 	}
+}
+
+// newWarehouse returns a function running the warehouse group and its sink.
+func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, f processFlags) (func(context.Context) error, func(), error) {
+	conn, err := connect.ClickHouse(a.cfg, a.cfg.ClickHouseDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	dead, err := goka.NewEmitter(a.cfg.KafkaBrokers, goka.Stream(names.DLQ), new(codec.Bytes),
+		kafkaconfig.EmitterOptions(a.cfg, "eprostream-warehouse-dlq", a.log)...)
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("warehouse: dlq emitter: %w", err)
+	}
+	sink := chsink.New(conn, a.cfg.ClickHouseDatabase, f.sink, warehouse.Rejecter(dead, warehouse.Group), a.log, reg)
+	proc, err := warehouse.New(a.cfg.KafkaBrokers, names, warehouse.Deps{Sink: sink, Log: a.log, Registry: reg},
+		kafkaconfig.GokaOptions(a.cfg, "eprostream-warehouse", filepath.Join(f.stateDir, warehouse.Group), a.log)...)
+	if err != nil {
+		_ = dead.Finish()
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	run := func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return sink.Run(ctx) })
+		g.Go(func() error {
+			a.log.Info("processor starting", "group", warehouse.Group)
+			return proc.Run(ctx)
+		})
+		return g.Wait()
+	}
+	return run, func() { _ = dead.Finish(); _ = conn.Close() }, nil
 }
 
 func newScheduler(a *app, names topics.Names, registry *rules.Registry, f processFlags) (*subject.Scheduler, func(), error) {

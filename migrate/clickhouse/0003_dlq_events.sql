@@ -2,6 +2,7 @@
 -- its place on epro-dlq. The original bytes stay on the topic (they may hold
 -- patients' answers); only their size is kept here.
 CREATE TABLE IF NOT EXISTS {db}.dlq_events (
+    dlq_topic        String,
     dlq_partition    UInt16,
     dlq_offset       UInt64,
     original_key     String,
@@ -16,4 +17,4 @@ CREATE TABLE IF NOT EXISTS {db}.dlq_events (
     inserted_at      DateTime('UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(inserted_at)
 PARTITION BY toYYYYMM(dead_at)
-ORDER BY (dlq_partition, dlq_offset);
+ORDER BY (dlq_topic, dlq_partition, dlq_offset);

@@ -1,0 +1,212 @@
+package chsink
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// idLookupChunk keeps each id lookup under ClickHouse's default
+// max_query_size (256 KiB) with ids of up to 128 characters.
+const idLookupChunk = 1500
+
+// flush inserts what lane l holds, retrying until it succeeds or ctx ends;
+// then the rows go back to the lane for the final drain.
+func (s *Sink) flush(ctx context.Context, l *lane) {
+	l.flushing.Lock()
+	defer l.flushing.Unlock()
+	rows, commits := l.take()
+	if len(rows) == 0 {
+		return
+	}
+	backoff := s.cfg.RetryMin
+	for {
+		err := s.insert(ctx, l, rows, commits)
+		if err == nil {
+			s.release(len(rows))
+			return
+		}
+		if ctx.Err() != nil {
+			l.putBack(rows, commits)
+			return
+		}
+		s.m.retries.WithLabelValues(l.table.Name).Inc()
+		s.log.Warn("clickhouse insert failed; retrying", "table", l.table.Name, "topic", l.topic,
+			"partition", l.partition, "rows", len(rows), "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			l.putBack(rows, commits)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.cfg.RetryMax)
+	}
+}
+
+// insert writes the rows that are not in the table yet and calls every
+// commit once they are durable.
+func (s *Sink) insert(ctx context.Context, l *lane, rows []Row, commits []func(error)) error {
+	if err := s.loadMaxOffset(ctx, l); err != nil {
+		return err
+	}
+	fresh, err := s.fresh(ctx, l, rows)
+	if err != nil {
+		return err
+	}
+	rejected := map[int]bool{}
+	if len(fresh) > 0 {
+		if err := s.inflight.Acquire(ctx, 1); err != nil {
+			return err
+		}
+		start := time.Now()
+		err := s.send(ctx, l.table, rows, fresh, rejected)
+		s.inflight.Release(1)
+		if err != nil {
+			return err
+		}
+		s.m.insertSeconds.WithLabelValues(l.table.Name).Observe(time.Since(start).Seconds())
+	}
+	s.m.inserted.WithLabelValues(l.table.Name).Add(float64(len(fresh) - len(rejected)))
+	s.m.duplicates.WithLabelValues(l.table.Name).Add(float64(len(rows) - len(fresh)))
+	l.maxOffset = max(l.maxOffset, rows[len(rows)-1].Offset)
+	for _, c := range commits {
+		c(nil)
+	}
+	return nil
+}
+
+// send inserts rows[i] for i in fresh as one batch. A row the client cannot
+// encode is rejected (dead-lettered) and the batch is built again without it.
+func (s *Sink) send(ctx context.Context, t *Table, rows []Row, fresh []int, rejected map[int]bool) error {
+	for {
+		batch, err := s.conn.PrepareBatch(ctx, s.insertSQL(t))
+		if err != nil {
+			return fmt.Errorf("chsink: prepare batch %s: %w", t.Name, err)
+		}
+		bad := -1
+		for _, i := range fresh {
+			if rejected[i] {
+				continue
+			}
+			if err := batch.Append(rows[i].Values...); err != nil {
+				bad = i
+				if rerr := s.reject(ctx, rows[i], fmt.Errorf("chsink: %s refuses the row: %w", t.Name, err)); rerr != nil {
+					_ = batch.Abort()
+					return fmt.Errorf("chsink: dead-letter a refused row: %w", rerr)
+				}
+				break
+			}
+		}
+		if bad >= 0 {
+			_ = batch.Abort()
+			rejected[bad] = true
+			s.m.rejected.WithLabelValues(t.Name).Inc()
+			continue
+		}
+		if len(rejected) == len(fresh) {
+			return batch.Abort()
+		}
+		if err := batch.Send(); err != nil {
+			return fmt.Errorf("chsink: insert into %s: %w", t.Name, err)
+		}
+		return nil
+	}
+}
+
+func (s *Sink) insertSQL(t *Table) string {
+	cols := ""
+	for i, c := range t.Columns {
+		if i > 0 {
+			cols += ", "
+		}
+		cols += c
+	}
+	return fmt.Sprintf("INSERT INTO `%s`.`%s` (%s)", s.database, t.Name, cols)
+}
+
+// loadMaxOffset reads, once per lane, the highest offset of its partition
+// already in the table.
+func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
+	if l.loaded {
+		return nil
+	}
+	t := l.table
+	q := fmt.Sprintf("SELECT max(%s), count() FROM `%s`.`%s` WHERE %s = ?",
+		t.OffsetColumn, s.database, t.Name, t.PartitionColumn)
+	args := []any{uint16(l.partition)}
+	if t.TopicColumn != "" {
+		q += " AND " + t.TopicColumn + " = ?"
+		args = append(args, l.topic)
+	}
+	var maxOffset, n uint64
+	if err := s.conn.QueryRow(ctx, q, args...).Scan(&maxOffset, &n); err != nil {
+		return fmt.Errorf("chsink: read the highest offset of %s/%d in %s: %w", l.topic, l.partition, t.Name, err)
+	}
+	if n > 0 {
+		l.maxOffset = int64(maxOffset)
+	}
+	l.loaded = true
+	return nil
+}
+
+// fresh returns the indexes of rows that are past the lane's highest stored
+// offset, not repeated earlier in rows, and whose id is not stored yet.
+func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row) ([]int, error) {
+	var idx []int
+	seen := map[string]bool{}
+	for i, r := range rows {
+		if r.Offset <= l.maxOffset {
+			continue
+		}
+		if r.ID != "" {
+			if seen[r.ID] {
+				continue
+			}
+			seen[r.ID] = true
+		}
+		idx = append(idx, i)
+	}
+	if l.table.IDTable == "" || len(idx) == 0 {
+		return idx, nil
+	}
+	stored, err := s.storedIDs(ctx, l.table, rows, idx)
+	if err != nil {
+		return nil, err
+	}
+	out := idx[:0]
+	for _, i := range idx {
+		if !stored[rows[i].ID] {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+func (s *Sink) storedIDs(ctx context.Context, t *Table, rows []Row, idx []int) (map[string]bool, error) {
+	stored := map[string]bool{}
+	q := fmt.Sprintf("SELECT %s FROM `%s`.`%s` WHERE %s IN (?)", t.IDColumn, s.database, t.IDTable, t.IDColumn)
+	for start := 0; start < len(idx); start += idLookupChunk {
+		chunk := idx[start:min(len(idx), start+idLookupChunk)]
+		ids := make([]string, len(chunk))
+		for j, i := range chunk {
+			ids[j] = rows[i].ID
+		}
+		res, err := s.conn.Query(ctx, q, ids)
+		if err != nil {
+			return nil, fmt.Errorf("chsink: look up ids in %s: %w", t.IDTable, err)
+		}
+		for res.Next() {
+			var id string
+			if err := res.Scan(&id); err != nil {
+				res.Close()
+				return nil, fmt.Errorf("chsink: look up ids in %s: %w", t.IDTable, err)
+			}
+			stored[id] = true
+		}
+		res.Close()
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("chsink: look up ids in %s: %w", t.IDTable, err)
+		}
+	}
+	return stored, nil
+}

@@ -1,0 +1,34 @@
+package chsink
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	buffered      prometheus.Gauge
+	inserted      *prometheus.CounterVec
+	duplicates    *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	insertSeconds *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		buffered: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "buffered_rows", Help: "Rows waiting for an insert; bounded by MaxBuffered."}),
+		inserted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "inserted_rows_total", Help: "Rows inserted, by table."}, []string{"table"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "duplicate_rows_total", Help: "Rows skipped because the table had them, by table."}, []string{"table"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "rejected_rows_total", Help: "Rows dead-lettered because they could not be encoded, by table."}, []string{"table"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "insert_retries_total", Help: "Failed inserts that are retried, by table."}, []string{"table"}),
+		insertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "insert_seconds", Help: "Duration of successful inserts, by table.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"table"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.buffered, m.inserted, m.duplicates, m.rejected, m.retries, m.insertSeconds)
+	}
+	return m
+}

@@ -1,0 +1,196 @@
+package chsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
+)
+
+// Table is a destination table.
+type Table struct {
+	Name    string   // table name, without database
+	Columns []string // insert column list, in Row.Values order
+	// TopicColumn, PartitionColumn and OffsetColumn hold each row's source;
+	// the sink reads the highest offset per partition from them. TopicColumn
+	// may be empty when the table only ever holds one topic.
+	TopicColumn, PartitionColumn, OffsetColumn string
+	// IDTable and IDColumn, when set, index the rows' ids for deduplication.
+	IDTable, IDColumn string
+}
+
+// Row is one row and where it was read.
+type Row struct {
+	Values    []any
+	Topic     string
+	Partition int32
+	Offset    int64
+	ID        string // "" when the table has no id index
+	Key       string // the source record's key, for a dead letter
+}
+
+// Config bounds the sink.
+type Config struct {
+	MaxRows     int           // rows per insert (default 50,000)
+	MaxDelay    time.Duration // oldest row's age before a lane is inserted (default 1 s)
+	MaxInflight int           // concurrent inserts (default 4)
+	MaxBuffered int           // rows waiting in all lanes before Add blocks (default 200,000)
+	RetryMin    time.Duration // first retry delay (default 200 ms)
+	RetryMax    time.Duration // longest retry delay (default 10 s)
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxRows <= 0 {
+		c.MaxRows = 50_000
+	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = time.Second
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 4
+	}
+	if c.MaxBuffered <= 0 {
+		c.MaxBuffered = 200_000
+	}
+	if c.MaxBuffered < c.MaxRows {
+		c.MaxBuffered = c.MaxRows
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 200 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Second
+	}
+}
+
+// RejectFunc dead-letters a row the client cannot encode; the row's commit
+// follows its result.
+type RejectFunc func(ctx context.Context, row Row, reason error) error
+
+// ErrClosed is passed to commit callbacks of rows still buffered when the
+// sink stops without being able to insert them; they will be read again.
+var ErrClosed = errors.New("chsink: stopped before the rows were inserted")
+
+// Sink is safe for concurrent use.
+type Sink struct {
+	conn     driver.Conn
+	database string
+	cfg      Config
+	reject   RejectFunc
+	log      *slog.Logger
+	inflight *semaphore.Weighted
+	room     *semaphore.Weighted // one unit per buffered row
+	m        metrics
+
+	mu    sync.Mutex
+	lanes map[laneKey]*lane
+}
+
+type laneKey struct {
+	table     string
+	topic     string
+	partition int32
+}
+
+// New returns a sink writing to database over conn.
+func New(conn driver.Conn, database string, cfg Config, reject RejectFunc, log *slog.Logger, reg prometheus.Registerer) *Sink {
+	cfg.setDefaults()
+	s := &Sink{conn: conn, database: database, cfg: cfg, reject: reject, log: log,
+		inflight: semaphore.NewWeighted(int64(cfg.MaxInflight)), room: semaphore.NewWeighted(int64(cfg.MaxBuffered)),
+		m: newMetrics(reg), lanes: map[laneKey]*lane{}}
+	return s
+}
+
+// Add buffers row for table; commit is called once the row is in
+// ClickHouse, was found there already, or was dead-lettered (nil), or when
+// the sink stopped first (ErrClosed). Add blocks while MaxBuffered rows wait.
+func (s *Sink) Add(ctx context.Context, t *Table, row Row, commit func(error)) error {
+	if err := s.room.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("chsink: %w", err)
+	}
+	s.m.buffered.Inc()
+	l := s.lane(t, row)
+	if full := l.add(row, commit, s.cfg.MaxRows); full {
+		s.flush(ctx, l)
+	}
+	return nil
+}
+
+func (s *Sink) lane(t *Table, row Row) *lane {
+	k := laneKey{t.Name, row.Topic, row.Partition}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.lanes[k]
+	if !ok {
+		l = &lane{table: t, topic: row.Topic, partition: row.Partition, maxOffset: -1}
+		s.lanes[k] = l
+	}
+	return l
+}
+
+// Run inserts lanes whose oldest row is MaxDelay old, until ctx ends; then
+// it inserts what is left (for up to 30 s) and fails the rest with ErrClosed.
+func (s *Sink) Run(ctx context.Context) error {
+	tick := time.NewTicker(max(s.cfg.MaxDelay/4, 10*time.Millisecond))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			s.drain()
+			return nil
+		case <-tick.C:
+			for _, l := range s.due(s.cfg.MaxDelay) {
+				if !l.flushing.TryLock() {
+					continue // an insert of this lane is under way
+				}
+				l.flushing.Unlock()
+				wg.Add(1)
+				go func() { defer wg.Done(); s.flush(ctx, l) }()
+			}
+		}
+	}
+}
+
+func (s *Sink) due(age time.Duration) []*lane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*lane
+	for _, l := range s.lanes {
+		if l.age() >= age {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// drain inserts every lane once more with a fresh deadline, then fails what
+// could not be inserted.
+func (s *Sink) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, l := range s.due(0) {
+		s.flush(ctx, l)
+	}
+	for _, l := range s.due(0) {
+		rows, commits := l.take()
+		s.release(len(rows))
+		for _, c := range commits {
+			c(ErrClosed)
+		}
+	}
+}
+
+func (s *Sink) release(n int) {
+	if n > 0 {
+		s.room.Release(int64(n))
+		s.m.buffered.Sub(float64(n))
+	}
+}

@@ -1,0 +1,133 @@
+package warehouse
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/eprostream/eprostream/chsink"
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/dlq"
+)
+
+// The destination tables (migrate/clickhouse/*.sql).
+var (
+	Submissions = &chsink.Table{
+		Name: "submissions",
+		Columns: []string{"message_id", "study_id", "site_id", "subject_id", "instrument", "instrument_version",
+			"source", "format", "submitted_at", "offset_s", "received_at", "item_codes", "item_values", "item_units",
+			"text_item_codes", "score_codes", "score_values", "extra", "kafka_topic", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+		IDTable: "submission_ids", IDColumn: "message_id",
+	}
+	Alerts = &chsink.Table{
+		Name: "alerts",
+		Columns: []string{"alert_id", "rule_id", "rule_version", "severity", "study_id", "site_id", "subject_id",
+			"message_id", "submitted_at", "raised_at", "evidence_item", "evidence_values", "evidence_unit",
+			"evidence_baseline", "evidence_threshold", "evidence_detail", "kafka_topic", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+		IDTable: "alert_ids", IDColumn: "alert_id",
+	}
+	DLQEvents = &chsink.Table{
+		Name: "dlq_events",
+		Columns: []string{"dlq_topic", "dlq_partition", "dlq_offset", "original_key", "class", "reason", "source_group",
+			"source_topic", "source_partition", "source_offset", "dead_at", "size_bytes"},
+		TopicColumn: "dlq_topic", PartitionColumn: "dlq_partition", OffsetColumn: "dlq_offset",
+	}
+)
+
+// ClickHouse's DateTime holds 1970-01-01 00:00:00 to 2105-12-31 (UTC).
+var (
+	minTime = time.Unix(0, 0)
+	maxTime = time.Date(2105, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// errOutOfRange marks a value ClickHouse cannot store: the row is dead-lettered.
+var errOutOfRange = errors.New("warehouse: value outside what ClickHouse stores")
+
+func checkTime(field string, t time.Time) error {
+	if t.Before(minTime) || t.After(maxTime) {
+		return fmt.Errorf("%w: %s %s is outside 1970-01-01..2105-12-31", errOutOfRange, field, t.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func submissionRow(c codecs.CleanSubmission, topic string, partition int32, offset int64) (chsink.Row, error) {
+	if err := errors.Join(checkTime("submitted_at", c.SubmittedAt), checkTime("received_at", c.ReceivedAt)); err != nil {
+		return chsink.Row{}, err
+	}
+	var codes, units, texts, scoreCodes []string
+	var values, scoreValues []float64
+	for _, it := range c.Items {
+		if it.Num == nil {
+			texts = append(texts, it.Code) // which item held text, never the text
+			continue
+		}
+		codes, values, units = append(codes, it.Code), append(values, *it.Num), append(units, it.Unit)
+	}
+	for k, v := range c.Scores {
+		scoreCodes, scoreValues = append(scoreCodes, k), append(scoreValues, v)
+	}
+	extra := "{}"
+	if len(c.Extra) > 0 {
+		if b, err := json.Marshal(c.Extra); err == nil {
+			extra = string(b)
+		}
+	}
+	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: c.MessageID, Key: c.SubjectID, Values: []any{
+		c.MessageID, c.StudyID, c.SiteID, c.SubjectID, c.Instrument, c.InstrumentVersion, c.Source, c.Format,
+		c.SubmittedAt.UTC(), int32(c.OffsetSeconds), c.ReceivedAt.UTC(), nonNil(codes), nonNilF(values), nonNil(units),
+		nonNil(texts), nonNil(scoreCodes), nonNilF(scoreValues), extra, topic, uint16(partition), uint64(offset),
+	}}, nil
+}
+
+func alertRow(a codecs.Alert, topic string, partition int32, offset int64) (chsink.Row, error) {
+	if err := errors.Join(checkTime("submitted_at", a.SubmittedAt), checkTime("raised_at", a.RaisedAt)); err != nil {
+		return chsink.Row{}, err
+	}
+	if codecs.SeverityRank(a.Severity) == 0 {
+		return chsink.Row{}, fmt.Errorf("%w: severity %q", errOutOfRange, a.Severity)
+	}
+	e := a.Evidence
+	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: a.AlertID, Key: a.SubjectID, Values: []any{
+		a.AlertID, a.RuleID, uint32(a.RuleVersion), a.Severity, a.StudyID, a.SiteID, a.SubjectID, a.MessageID,
+		a.SubmittedAt.UTC(), a.RaisedAt.UTC(), e.Item, nonNilF(e.Values), e.Unit, e.Baseline, e.Threshold, e.Detail,
+		topic, uint16(partition), uint64(offset),
+	}}, nil
+}
+
+func dlqRow(ctx goka.Context, raw []byte) chsink.Row {
+	h := ctx.Headers()
+	at, err := time.Parse(time.RFC3339Nano, string(h[dlq.HeaderAt]))
+	if err != nil || checkTime("dlq.at", at) != nil {
+		at = ctx.Timestamp()
+	}
+	srcPartition, _ := strconv.ParseInt(string(h[dlq.HeaderPartition]), 10, 32)
+	srcOffset, _ := strconv.ParseInt(string(h[dlq.HeaderOffset]), 10, 64)
+	class := string(h[dlq.HeaderClass])
+	if class == "" {
+		class = "unknown"
+	}
+	return chsink.Row{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset(), Key: ctx.Key(), Values: []any{
+		string(ctx.Topic()), uint16(ctx.Partition()), uint64(ctx.Offset()), ctx.Key(), class, string(h[dlq.HeaderReason]),
+		string(h[dlq.HeaderGroup]), string(h[dlq.HeaderTopic]), int32(srcPartition), srcOffset, at.UTC(), uint32(len(raw)),
+	}}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilF(s []float64) []float64 {
+	if s == nil {
+		return []float64{}
+	}
+	return s
+}

@@ -1,0 +1,132 @@
+package warehouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eprostream/eprostream/chsink"
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/topics"
+)
+
+// Group is the group name before the topic prefix.
+const Group = "warehouse"
+
+// Deps are what the group needs besides Kafka.
+type Deps struct {
+	Sink     *chsink.Sink
+	Log      *slog.Logger
+	Registry prometheus.Registerer // may be nil
+}
+
+type processor struct {
+	names   topics.Names
+	deps    Deps
+	dropped *prometheus.CounterVec
+}
+
+// Graph returns the group graph for names.
+func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
+	p := &processor{names: names, deps: deps, dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "eprostream", Subsystem: "warehouse", Name: "dlq_total",
+		Help: "Records sent to epro-dlq instead of ClickHouse, by input and class.",
+	}, []string{"input", "class"})}
+	if deps.Registry != nil {
+		deps.Registry.MustRegister(p.dropped)
+	}
+	return goka.DefineGroup(goka.Group(topics.Group(names.Prefix, Group)),
+		goka.Input(goka.Stream(names.Clean), new(codec.Bytes), p.onClean),
+		goka.Input(goka.Stream(names.Alerts), new(codec.Bytes), p.onAlert),
+		goka.Input(goka.Stream(names.DLQ), new(codec.Bytes), p.onDead),
+		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
+	)
+}
+
+// New returns the warehouse processor.
+func New(brokers []string, names topics.Names, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	p, err := goka.NewProcessor(brokers, Graph(names, deps), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: %w", err)
+	}
+	return p, nil
+}
+
+func (p *processor) onClean(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	v, err := codecs.JSON[codecs.CleanSubmission]{}.Decode(raw)
+	if err != nil {
+		p.deadLetter(ctx, "clean", dlq.ClassDecode, raw, err)
+		return
+	}
+	row, err := submissionRow(v.(codecs.CleanSubmission), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	p.add(ctx, "clean", Submissions, raw, row, err)
+}
+
+func (p *processor) onAlert(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	v, err := codecs.JSON[codecs.Alert]{}.Decode(raw)
+	if err != nil {
+		p.deadLetter(ctx, "alert", dlq.ClassDecode, raw, err)
+		return
+	}
+	row, err := alertRow(v.(codecs.Alert), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	p.add(ctx, "alert", Alerts, raw, row, err)
+}
+
+func (p *processor) onDead(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	p.add(ctx, "dlq", DLQEvents, raw, dlqRow(ctx, raw), nil)
+}
+
+// add hands a row to the sink; the record's offset is committed when the
+// sink has the row in ClickHouse. A row ClickHouse cannot store goes to the DLQ.
+func (p *processor) add(ctx goka.Context, input string, t *chsink.Table, raw []byte, row chsink.Row, convErr error) {
+	if convErr != nil {
+		p.deadLetter(ctx, input, dlq.ClassStore, raw, convErr)
+		return
+	}
+	commit := ctx.DeferCommit()
+	if err := p.deps.Sink.Add(ctx.Context(), t, row, commit); err != nil {
+		commit(err) // stopping: the record is read again next time
+	}
+}
+
+func (p *processor) deadLetter(ctx goka.Context, input, class string, raw []byte, err error) {
+	if input == "dlq" {
+		return // never loop a dead letter back
+	}
+	p.dropped.WithLabelValues(input, class).Inc()
+	p.deps.Log.Debug("record dead-lettered", "input", input, "class", class, "reason", err.Error(),
+		"partition", ctx.Partition(), "offset", ctx.Offset())
+	ctx.Emit(goka.Stream(p.names.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(dlq.FromContext(ctx, class, err.Error())))
+}
+
+// Rejecter returns the sink's RejectFunc: it records on epro-dlq, through
+// emitter (a goka emitter of names.DLQ), that a row the ClickHouse client
+// refused was dropped: the source topic, partition and offset in the headers
+// locate the original record, which stays on its topic.
+func Rejecter(emitter *goka.Emitter, group string) chsink.RejectFunc {
+	return func(ctx context.Context, row chsink.Row, reason error) error {
+		hdr := dlq.Headers(dlq.ClassStore, reason.Error(), group, row.Topic, row.Partition, row.Offset, time.Now())
+		promise, err := emitter.EmitWithHeaders(row.Key, []byte{}, hdr)
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		promise.Then(func(err error) { done <- err })
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), errors.New("warehouse: dead-letter not confirmed"))
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package processors_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/loadgen"
+)
+
+// count runs a count query on the test's database (never with FINAL: the
+// sink, not merges, must keep rows unique).
+func (s *stack) count(query string, args ...any) uint64 {
+	s.t.Helper()
+	var n uint64
+	if err := s.ch.QueryRow(context.Background(), strings.ReplaceAll(query, "{db}", s.db), args...).Scan(&n); err != nil {
+		s.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// verifyWarehouse checks ClickHouse against the records sent and the topics.
+func verifyWarehouse(t *testing.T, s *stack, records []loadgen.Record) {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, r := range records {
+		if r.Kind != loadgen.Malformed {
+			ids[r.MessageID] = true
+		}
+	}
+	if n := s.count("SELECT count() FROM {db}.submissions"); n != uint64(len(ids)) {
+		t.Errorf("submissions: count() = %d, want %d distinct message_ids", n, len(ids))
+	}
+	if n := s.count("SELECT count() - uniqExact(message_id) FROM {db}.submissions"); n != 0 {
+		t.Errorf("submissions: %d duplicate rows", n)
+	}
+	_, alertIDs := s.alerts()
+	if n := s.count("SELECT count() FROM {db}.alerts"); n != uint64(len(alertIDs)) {
+		t.Errorf("alerts: count() = %d, want the %d alert ids on epro-alerts", n, len(alertIDs))
+	}
+	var missing int
+	for id := range alertIDs {
+		if s.count("SELECT count() FROM {db}.alert_ids WHERE alert_id = ?", id) != 1 {
+			missing++
+		}
+		if missing > 0 {
+			break
+		}
+	}
+	if missing > 0 {
+		t.Errorf("an alert id of epro-alerts is not in ClickHouse")
+	}
+	dead := len(s.readAll(s.names.DLQ))
+	if n := s.count("SELECT count() FROM {db}.dlq_events"); n != uint64(dead) {
+		t.Errorf("dlq_events: count() = %d, want the %d records of epro-dlq", n, dead)
+	}
+	t.Logf("warehouse: %d submissions, %d alerts, %d dead letters", len(ids), len(alertIDs), dead)
+}
+
+func TestWarehouseWholePath200k(t *testing.T) {
+	s := newStack(t, 12)
+	records := trial(t, 5000, 13, 200_000)
+	s.produce(records)
+	p := s.start("all", "--group", "all", "--schedule-interval", "0", "--state-dir", t.TempDir())
+	s.waitAll(10*time.Minute, p)
+	verifyWarehouse(t, s, records)
+	p.stop(t)
+}
+
+func TestWarehouseSurvivesKills(t *testing.T) {
+	s := newStack(t, 6)
+	records := trial(t, 2000, 14, 100_000)
+	in := s.start("intake", "--group", "intake", "--state-dir", t.TempDir())
+	sub := s.start("subject", "--group", "subject", "--schedule-interval", "0", "--state-dir", t.TempDir())
+	args := []string{"--group", "warehouse", "--batch-rows", "5000", "--batch-delay", "200ms", "--state-dir", t.TempDir()}
+	wh := s.start("warehouse", args...)
+	produced := make(chan struct{})
+	go func() { s.produce(records); close(produced) }()
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := 1; i <= 3; i++ {
+		time.Sleep(time.Duration(1000+rng.IntN(3000)) * time.Millisecond)
+		wh.kill()
+		t.Logf("kill %d: %d submissions in ClickHouse", i, s.count("SELECT count() FROM {db}.submissions"))
+		wh = s.start(fmt.Sprintf("warehouse-%d", i), args...)
+	}
+	<-produced
+	s.waitAll(5*time.Minute, in, sub, wh)
+	verifyWarehouse(t, s, records)
+}
+
+func TestWarehouseDeadLettersPoisonAndRefusedRows(t *testing.T) {
+	s := newStack(t, 3)
+	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	good := func(id string, at time.Time) []byte {
+		b, _ := json.Marshal(codecs.CleanSubmission{V: 1, MessageID: id, StudyID: "ONC-301", SiteID: "SITE-001",
+			SubjectID: "ONC-301-001-0001", Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: at, ReceivedAt: time.Now().UTC()})
+		return b
+	}
+	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	for _, v := range [][]byte{
+		[]byte("not a record"), // poison: cannot be decoded
+		good("m-2200", time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)), // valid JSON, but ClickHouse's DateTime ends in 2105
+		good("m-ok", time.Now().UTC()),
+	} {
+		if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: s.names.Clean, Key: sarama.StringEncoder("ONC-301-001-0001"), Value: sarama.ByteEncoder(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for s.count("SELECT count() FROM {db}.submissions WHERE message_id = 'm-ok'") != 1 || s.count("SELECT count() FROM {db}.dlq_events") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not store the good row and two dead letters; log:\n%s", tail(p.log))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	classes := map[string]string{}
+	for _, m := range s.readAll(s.names.DLQ) {
+		h := map[string]string{}
+		for _, r := range m.Headers {
+			h[string(r.Key)] = string(r.Value)
+		}
+		classes[h[dlq.HeaderClass]] = h[dlq.HeaderReason]
+	}
+	if !strings.Contains(classes[dlq.ClassDecode], "not a JSON object") || !strings.Contains(classes[dlq.ClassStore], "outside 1970-01-01..2105-12-31") {
+		t.Fatalf("dead letters: %v", classes)
+	}
+	if n := s.count("SELECT count() FROM {db}.submissions"); n != 1 {
+		t.Fatalf("submissions: %d rows, want only the good one", n)
+	}
+	p.stop(t)
+}

@@ -41,6 +41,52 @@ type SubjectState struct {
 	Fence int64           `json:"fence,omitempty"`
 	// Acked are the alert ids a nurse acknowledged (latest MaxApplied).
 	Acked []string `json:"acked,omitempty"`
+	// Outbox holds the alerts raised by the latest OutboxDepth applied
+	// records. The state write and the alert emit are two Kafka writes; if a
+	// crash lands between them, the replayed record is found applied and its
+	// alerts are sent again from here (same ids), so none is lost.
+	Outbox []OutboxAlert `json:"outbox,omitempty"`
+}
+
+// OutboxDepth is how many of the latest applied records keep their alerts
+// in the outbox; a crash replays far fewer records of one subject.
+const OutboxDepth = 8
+
+// OutboxAlert is an alert and the id of the record that raised it.
+type OutboxAlert struct {
+	From  string `json:"from"`
+	Alert Alert  `json:"alert"`
+}
+
+// Raised returns the alerts that record id raised, from the outbox.
+func (s *SubjectState) Raised(id string) []Alert {
+	var out []Alert
+	for _, o := range s.Outbox {
+		if o.From == id {
+			out = append(out, o.Alert)
+		}
+	}
+	return out
+}
+
+// Remember puts the alerts record id raised in the outbox and forgets those
+// of records older than the latest OutboxDepth applied ones. Call it after
+// MarkApplied(id).
+func (s *SubjectState) Remember(id string, alerts []Alert) {
+	for _, a := range alerts {
+		s.Outbox = append(s.Outbox, OutboxAlert{From: id, Alert: a})
+	}
+	recent := s.Applied
+	if len(recent) > OutboxDepth {
+		recent = recent[len(recent)-OutboxDepth:]
+	}
+	kept := s.Outbox[:0]
+	for _, o := range s.Outbox {
+		if slices.Contains(recent, idHash(o.From)) {
+			kept = append(kept, o)
+		}
+	}
+	s.Outbox = kept
 }
 
 // ItemHistory is what the rules need of one item: the baseline (the first
@@ -137,6 +183,7 @@ func (s SubjectState) Clone() SubjectState {
 	c.Applied = slices.Clone(s.Applied)
 	c.Acked = slices.Clone(s.Acked)
 	c.Plan = slices.Clone(s.Plan)
+	c.Outbox = slices.Clone(s.Outbox)
 	return c
 }
 

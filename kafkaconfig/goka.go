@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
 	"github.com/eprostream/eprostream/config"
+	"github.com/eprostream/eprostream/orderedcommit"
 )
 
 // GokaOptions returns the processor options every eprostream group uses:
@@ -22,7 +24,7 @@ func GokaOptions(c config.Config, clientID, stateDir string, log *slog.Logger) [
 	return []goka.ProcessorOption{
 		goka.WithClientID(clientID),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
+		goka.WithConsumerGroupBuilder(orderedGroups(cfg)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, topicManagerConfig(c))),
 		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "processor"))),
@@ -73,4 +75,17 @@ func (l gokaLogger) Print(v ...interface{})   { l.log.Debug(fmt.Sprint(v...), "c
 func (l gokaLogger) Println(v ...interface{}) { l.log.Debug(fmt.Sprint(v...), "component", "goka") }
 func (l gokaLogger) Printf(f string, v ...interface{}) {
 	l.log.Debug(fmt.Sprintf(f, v...), "component", "goka")
+}
+
+// orderedGroups builds goka's consumer groups with in-order commits (see
+// package orderedcommit for why goka needs them).
+func orderedGroups(cfg *sarama.Config) goka.ConsumerGroupBuilder {
+	build := goka.ConsumerGroupBuilderWithConfig(cfg)
+	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		g, err := build(brokers, group, clientID)
+		if err != nil {
+			return nil, err
+		}
+		return orderedcommit.Wrap(g), nil
+	}
 }

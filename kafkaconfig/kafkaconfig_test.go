@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,6 +86,7 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 }
 
 type collector struct {
+	mu        sync.Mutex // claims of several partitions run at once
 	want, got int
 	cancel    context.CancelFunc
 	lastByKey map[string]int
@@ -95,6 +97,7 @@ func (c *collector) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (c *collector) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 func (c *collector) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	for msg := range claim.Messages() {
+		c.mu.Lock()
 		var v int
 		fmt.Sscan(string(msg.Value), &v)
 		if last, ok := c.lastByKey[string(msg.Key)]; ok && v <= last {
@@ -106,6 +109,7 @@ func (c *collector) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Con
 		if c.got == c.want {
 			c.cancel()
 		}
+		c.mu.Unlock()
 	}
 	return nil
 }

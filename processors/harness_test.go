@@ -100,7 +100,7 @@ func (s *stack) start(name string, args ...string) *proc {
 		s.t.Fatal(err)
 	}
 	cmd := exec.Command(eprostreamBinary(s.t), append([]string{"process"}, args...)...)
-	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=warn",
+	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=info",
 		"CLICKHOUSE_DATABASE="+s.db,
 		"KAFKA_BROKERS="+strings.Join(s.cfg.KafkaBrokers, ","))
 	cmd.Stdout, cmd.Stderr = f, f

@@ -154,6 +154,9 @@ func TestSpineSurvivesKillOfSubjectGroup(t *testing.T) {
 	sub = s.start("subject-restarted", "--group", "subject", "--schedule-interval", "0", "--state-dir", state)
 	s.waitDrained(5*time.Minute, in, sub)
 	verify(t, s, records)
+	if t.Failed() {
+		t.Logf("restarted subject group's log:\n%s", tail(sub.log))
+	}
 }
 
 func TestSpineTwoSubjectInstancesShareAndTakeOver(t *testing.T) {

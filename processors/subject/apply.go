@@ -14,17 +14,20 @@ import (
 var ErrStaleFence = fmt.Errorf("subject: stale fencing token")
 
 // ApplySubmission folds c into st. It returns the new state, the alerts
-// raised, and false when c was applied before (then nothing changes).
+// raised, and false when c was applied before: then nothing changes and the
+// alerts are those c raised when it was applied (from the outbox), to be
+// sent again in case a crash lost them.
 // st is consumed: its maps are reused by the new state (the group passes a
 // state freshly decoded from the table; callers that keep st pass a Clone).
 func ApplySubmission(st codecs.SubjectState, c codecs.CleanSubmission, set *rules.Set, now time.Time) (codecs.SubjectState, []codecs.Alert, bool) {
 	if st.HasApplied(c.MessageID) {
-		return st, nil, false
+		return st, st.Raised(c.MessageID), false
 	}
 	next := st
 	next.V = codecs.WireVersion
 	alerts := set.Apply(&next, c, now)
 	next.MarkApplied(c.MessageID)
+	next.Remember(c.MessageID, alerts)
 	return next, alerts, true
 }
 
@@ -33,7 +36,7 @@ func ApplySubmission(st codecs.SubjectState, c codecs.CleanSubmission, set *rule
 // refused (which changes nothing).
 func ApplyCommand(st codecs.SubjectState, cmd codecs.Command, set *rules.Set, now time.Time) (codecs.SubjectState, []codecs.Alert, bool, error) {
 	if st.HasApplied(cmd.CommandID) {
-		return st, nil, false, nil
+		return st, st.Raised(cmd.CommandID), false, nil
 	}
 	next := st.Clone()
 	next.V = codecs.WireVersion
@@ -61,5 +64,6 @@ func ApplyCommand(st codecs.SubjectState, cmd codecs.Command, set *rules.Set, no
 		}
 	}
 	next.MarkApplied(cmd.CommandID)
+	next.Remember(cmd.CommandID, alerts)
 	return next, alerts, true, nil
 }

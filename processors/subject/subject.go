@@ -111,6 +111,7 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 	next, alerts, applied := ApplySubmission(p.state(ctx), c, p.deps.Rules.For(c.StudyID), p.deps.Now())
 	if !applied {
 		p.applied.WithLabelValues("clean", "duplicate").Inc()
+		p.resend(ctx, alerts)
 		return
 	}
 	p.applied.WithLabelValues("clean", "applied").Inc()
@@ -142,6 +143,7 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 	}
 	if !changed {
 		p.applied.WithLabelValues("command", "unchanged").Inc()
+		p.resend(ctx, alerts)
 		return
 	}
 	p.applied.WithLabelValues("command", "applied").Inc()
@@ -154,6 +156,15 @@ func studyOf(st codecs.SubjectState, cmd codecs.Command) string {
 		return st.StudyID
 	}
 	return cmd.StudyID
+}
+
+// resend emits again the alerts of a record that was applied before: after
+// a crash between its state write and its alerts, they would be lost
+// otherwise. Their ids are unchanged, so subscribers recognise repeats.
+func (p *processor) resend(ctx goka.Context, alerts []codecs.Alert) {
+	for _, a := range alerts {
+		ctx.Emit(goka.Stream(p.names.Alerts), a.SubjectID, a)
+	}
 }
 
 func (p *processor) emit(ctx goka.Context, alerts []codecs.Alert) {

@@ -29,11 +29,14 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt would change: $$out"; exit 1; fi
 
 # Every test, the integration tests included: they talk to the real stack that
-# `up` starts. The full log is kept in .devstack/test.log.
+# `up` starts. Fault tests, which stop services of the stack, run afterwards on
+# their own. The full log is kept in .devstack/test.log.
+TESTFILTER := grep --line-buffered -E '^(--- (PASS|FAIL|SKIP)|FAIL|ok |PASS$$|panic:)|^\s+\S+_test\.go:[0-9]+:'
 test: up vet fmt-check compose-check
 	@echo "==> go test $(TESTFLAGS) ./... (against Kafka, Redis and ClickHouse on 127.0.0.1)"
-	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log \
-	  | grep --line-buffered -E '^(--- (PASS|FAIL|SKIP)|FAIL|ok |PASS$$|panic:)|^\s+\S+_test\.go:[0-9]+:'
+	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
+	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ (stops and starts ClickHouse)"
+	$(GO) test $(TESTFLAGS) -tags faults -p 1 -run Fault -v ./processors/ 2>&1 | tee -a .devstack/test.log | $(TESTFILTER)
 	@pass=$$(grep -c -- '^\s*--- PASS' .devstack/test.log || true); \
 	  fail=$$(grep -c -- '^\s*--- FAIL' .devstack/test.log || true); \
 	  skip=$$(grep -c -- '^\s*--- SKIP' .devstack/test.log || true); \

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // idLookupChunk keeps each id lookup under ClickHouse's default
@@ -184,14 +186,15 @@ func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row) ([]int, error) {
 
 func (s *Sink) storedIDs(ctx context.Context, t *Table, rows []Row, idx []int) (map[string]bool, error) {
 	stored := map[string]bool{}
-	q := fmt.Sprintf("SELECT %s FROM `%s`.`%s` WHERE %s IN (?)", t.IDColumn, s.database, t.IDTable, t.IDColumn)
+	// GroupSet renders ('a', 'b', …): 18.16 refuses an array on the right of IN.
+	q := fmt.Sprintf("SELECT %s FROM `%s`.`%s` WHERE %s IN ?", t.IDColumn, s.database, t.IDTable, t.IDColumn)
 	for start := 0; start < len(idx); start += idLookupChunk {
 		chunk := idx[start:min(len(idx), start+idLookupChunk)]
-		ids := make([]string, len(chunk))
+		ids := make([]any, len(chunk))
 		for j, i := range chunk {
 			ids[j] = rows[i].ID
 		}
-		res, err := s.conn.Query(ctx, q, ids)
+		res, err := s.conn.Query(ctx, q, clickhouse.GroupSet{Value: ids})
 		if err != nil {
 			return nil, fmt.Errorf("chsink: look up ids in %s: %w", t.IDTable, err)
 		}

@@ -94,6 +94,12 @@ type proc struct {
 
 func (s *stack) start(name string, args ...string) *proc {
 	s.t.Helper()
+	return s.startWithEnv(name, nil, args...)
+}
+
+// startWithEnv starts `eprostream process args...` with extra environment.
+func (s *stack) startWithEnv(name string, env []string, args ...string) *proc {
+	s.t.Helper()
 	logPath := filepath.Join(s.t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -103,6 +109,7 @@ func (s *stack) start(name string, args ...string) *proc {
 	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=info",
 		"CLICKHOUSE_DATABASE="+s.db,
 		"KAFKA_BROKERS="+strings.Join(s.cfg.KafkaBrokers, ","))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -209,6 +216,9 @@ func (s *stack) waitGroups(timeout time.Duration, groups map[string][]string, pr
 	zero := 0
 	for zero < 2 {
 		if time.Now().After(deadline) {
+			for _, p := range procs {
+				s.t.Logf("log %s:\n%s", p.log, tail(p.log))
+			}
 			s.t.Fatalf("groups did not drain within %s", timeout)
 		}
 		for _, p := range procs {

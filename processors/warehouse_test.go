@@ -40,7 +40,7 @@ func verifyWarehouse(t *testing.T, s *stack, records []loadgen.Record) {
 	if n := s.count("SELECT count() FROM {db}.submissions"); n != uint64(len(ids)) {
 		t.Errorf("submissions: count() = %d, want %d distinct message_ids", n, len(ids))
 	}
-	if n := s.count("SELECT count() - uniqExact(message_id) FROM {db}.submissions"); n != 0 {
+	if n := s.count("SELECT toUInt64(count() - uniqExact(message_id)) FROM {db}.submissions"); n != 0 {
 		t.Errorf("submissions: %d duplicate rows", n)
 	}
 	_, alertIDs := s.alerts()
@@ -86,10 +86,17 @@ func TestWarehouseSurvivesKills(t *testing.T) {
 	produced := make(chan struct{})
 	go func() { s.produce(records); close(produced) }()
 	rng := rand.New(rand.NewPCG(7, 7))
+	last := uint64(0)
 	for i := 1; i <= 3; i++ {
-		time.Sleep(time.Duration(1000+rng.IntN(3000)) * time.Millisecond)
+		// Kill while it is inserting: once it has stored more than before,
+		// at a random moment within the next 2 s.
+		for deadline := time.Now().Add(time.Minute); s.count("SELECT count() FROM {db}.submissions") <= last && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
 		wh.kill()
-		t.Logf("kill %d: %d submissions in ClickHouse", i, s.count("SELECT count() FROM {db}.submissions"))
+		last = s.count("SELECT count() FROM {db}.submissions")
+		t.Logf("kill %d: %d submissions in ClickHouse", i, last)
 		wh = s.start(fmt.Sprintf("warehouse-%d", i), args...)
 	}
 	<-produced

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
+	"github.com/eprostream/eprostream/analytics"
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/consumerlag"
 	"github.com/eprostream/eprostream/kafkaconfig"
 	"github.com/eprostream/eprostream/rules"
@@ -95,7 +98,68 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 	if err := waitDrained(ctx, a, groupsDone); err != nil {
 		return err
 	}
-	return report(a, sum, drain, sentAt)
+	if err := report(a, sum, drain, sentAt); err != nil {
+		return err
+	}
+	return analystReport(ctx, a, lf.gen.Days)
+}
+
+// analystReport prints two of the analysts' queries over what the demo wrote.
+func analystReport(ctx context.Context, a *app, days int) error {
+	conn, err := connect.ClickHouse(a.cfg, a.cfg.ClickHouseDatabase)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	to := time.Now().UTC()
+	from := to.AddDate(0, 0, -(days + 2))
+	queries := []struct {
+		title, name string
+		args        []any
+		cols        []string
+	}{
+		{"alerts per 100 subject-days, first sites (ClickHouse, analytics/queries/alerts_per_100_subject_days.sql)",
+			"alerts_per_100_subject_days", []any{from, to}, []string{"study_id", "site_id", "alerts", "subject_days", "alerts_per_100_subject_days"}},
+		{"steepest worsening above baseline (analytics/queries/steepest_worsening.sql)",
+			"steepest_worsening", []any{5}, []string{"subject_id", "item_code", "baseline", "latest", "rise"}},
+	}
+	for _, q := range queries {
+		rows, err := analytics.Run(ctx, conn, a.cfg.ClickHouseDatabase, q.name, q.args...)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "\n%s\n", q.title)
+		w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, strings.Join(q.cols, "\t"))
+		for i, r := range rows {
+			if i == 5 {
+				break
+			}
+			cells := make([]string, len(q.cols))
+			for j, c := range q.cols {
+				cells[j] = cell(r[c])
+			}
+			fmt.Fprintln(w, strings.Join(cells, "\t"))
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cell(v any) string {
+	switch x := v.(type) {
+	case *float64:
+		if x == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", *x)
+	case float64:
+		return fmt.Sprintf("%.2f", x)
+	default:
+		return fmt.Sprint(x)
+	}
 }
 
 // sweepOnce runs the missed-diary scheduler's sweep once, as of now.
@@ -146,7 +210,8 @@ func waitDrained(ctx context.Context, a *app, groupsDone chan error) error {
 		}
 		x, err1 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "intake"), names.Submissions)
 		y, err2 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "subject"), names.Clean, names.Commands)
-		if err := errors.Join(err1, err2); err != nil || x+y > 0 {
+		z, err3 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "warehouse"), names.Clean, names.Alerts, names.DLQ)
+		if err := errors.Join(err1, err2, err3); err != nil || x+y+z > 0 {
 			zero = 0
 			continue
 		}

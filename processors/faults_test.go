@@ -1,0 +1,85 @@
+//go:build faults
+
+// Fault tests stop shared services of the local stack, so they run on their
+// own, after the other tests: `make test` runs them with -tags faults -p 1.
+package processors_test
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freePort returns a loopback port nobody listens on.
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// gauge reads one metric of a process's /metrics.
+func gauge(addr, name string) (float64, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+func stackCtl(t *testing.T, verb string) {
+	t.Helper()
+	out, err := exec.Command("bash", "../devstack/stack.sh", verb, "clickhouse").CombinedOutput()
+	if err != nil {
+		t.Fatalf("stack.sh %s clickhouse: %v\n%s", verb, err, out)
+	}
+}
+
+// ClickHouse stops for 30 s during the load: nothing is lost, nothing is
+// doubled, the sink's buffer stays under its bound, and the group catches up
+// by itself once ClickHouse is back.
+func TestFaultClickHouseDownForThirtySeconds(t *testing.T) {
+	s := newStack(t, 6)
+	records := trial(t, 2000, 14, 60_000)
+	const bound = 20_000
+	admin := freePort(t)
+	in := s.start("intake", "--group", "intake", "--state-dir", t.TempDir())
+	sub := s.start("subject", "--group", "subject", "--schedule-interval", "0", "--state-dir", t.TempDir())
+	wh := s.startWithEnv("warehouse", []string{"ADMIN_ADDR=" + admin},
+		"--group", "warehouse", "--batch-rows", "5000", "--max-buffered", strconv.Itoa(bound), "--state-dir", t.TempDir())
+	produced := make(chan struct{})
+	go func() { s.produce(records); close(produced) }()
+	time.Sleep(2 * time.Second)
+
+	stackCtl(t, "down")
+	t.Cleanup(func() { _ = exec.Command("bash", "../devstack/stack.sh", "up", "clickhouse").Run() })
+	peak := 0.0
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if v, ok := gauge(admin, "eprostream_chsink_buffered_rows"); ok && v > peak {
+			peak = v
+		}
+	}
+	stackCtl(t, "up")
+	<-produced
+	s.waitAll(5*time.Minute, in, sub, wh)
+	if peak > bound {
+		t.Errorf("the sink buffered %.0f rows while ClickHouse was down, bound %d", peak, bound)
+	}
+	t.Logf("peak buffered rows while ClickHouse was down: %.0f (bound %d)", peak, bound)
+	verifyWarehouse(t, s, records)
+}

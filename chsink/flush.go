@@ -8,9 +8,13 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
-// idLookupChunk keeps each id lookup under ClickHouse's default
-// max_query_size (256 KiB) with ids of up to 128 characters.
-const idLookupChunk = 1500
+// idLookupChunk ids go into one lookup; with ids of up to 128 characters the
+// query stays under lookupQuerySize, which each lookup sets as its
+// max_query_size (the server's default is 256 KiB).
+const (
+	idLookupChunk   = 20_000
+	lookupQuerySize = 3 << 20
+)
 
 // flush inserts what lane l holds, retrying until it succeeds or ctx ends;
 // then the rows go back to the lane for the final drain.
@@ -194,7 +198,8 @@ func (s *Sink) storedIDs(ctx context.Context, t *Table, rows []Row, idx []int) (
 		for j, i := range chunk {
 			ids[j] = rows[i].ID
 		}
-		res, err := s.conn.Query(ctx, q, clickhouse.GroupSet{Value: ids})
+		qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_query_size": lookupQuerySize}))
+		res, err := s.conn.Query(qctx, q, clickhouse.GroupSet{Value: ids})
 		if err != nil {
 			return nil, fmt.Errorf("chsink: look up ids in %s: %w", t.IDTable, err)
 		}

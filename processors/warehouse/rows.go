@@ -56,7 +56,9 @@ func checkTime(field string, t time.Time) error {
 	return nil
 }
 
-func submissionRow(c codecs.CleanSubmission, topic string, partition int32, offset int64) (chsink.Row, error) {
+// SubmissionRow is the submissions row of c read at topic/partition/offset;
+// an error wraps a value ClickHouse cannot store.
+func SubmissionRow(c codecs.CleanSubmission, topic string, partition int32, offset int64) (chsink.Row, error) {
 	if err := errors.Join(checkTime("submitted_at", c.SubmittedAt), checkTime("received_at", c.ReceivedAt)); err != nil {
 		return chsink.Row{}, err
 	}
@@ -85,7 +87,8 @@ func submissionRow(c codecs.CleanSubmission, topic string, partition int32, offs
 	}}, nil
 }
 
-func alertRow(a codecs.Alert, topic string, partition int32, offset int64) (chsink.Row, error) {
+// AlertRow is the alerts row of a read at topic/partition/offset.
+func AlertRow(a codecs.Alert, topic string, partition int32, offset int64) (chsink.Row, error) {
 	if err := errors.Join(checkTime("submitted_at", a.SubmittedAt), checkTime("raised_at", a.RaisedAt)); err != nil {
 		return chsink.Row{}, err
 	}

@@ -66,7 +66,7 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "clean", dlq.ClassDecode, raw, err)
 		return
 	}
-	row, err := submissionRow(v.(codecs.CleanSubmission), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	row, err := SubmissionRow(v.(codecs.CleanSubmission), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	p.add(ctx, "clean", Submissions, raw, row, err)
 }
 
@@ -77,7 +77,7 @@ func (p *processor) onAlert(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "alert", dlq.ClassDecode, raw, err)
 		return
 	}
-	row, err := alertRow(v.(codecs.Alert), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	row, err := AlertRow(v.(codecs.Alert), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	p.add(ctx, "alert", Alerts, raw, row, err)
 }
 

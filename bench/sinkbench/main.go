@@ -1,0 +1,184 @@
+// Command sinkbench measures the warehouse sink (chsink) beside a bare
+// clickhouse-go PrepareBatch loop inserting the same rows in the same run,
+// and the sink's time from Add to commit at a steady rate.
+//
+//	go run ./bench/sinkbench -rows 500000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/eprostream/eprostream/chsink"
+	"github.com/eprostream/eprostream/config"
+	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/loadgen"
+	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/processors/intake"
+	"github.com/eprostream/eprostream/processors/warehouse"
+)
+
+func main() {
+	n := flag.Int("rows", 500_000, "rows per throughput measurement")
+	rate := flag.Int("rate", 5000, "rows per second for the latency measurement")
+	flag.Parse()
+	if err := run(*n, *rate); err != nil {
+		fmt.Fprintln(os.Stderr, "sinkbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, rate int) error {
+	cfg, err := config.FromOSEnv()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	conn, err := connect.ClickHouse(cfg, "")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rows, err := makeRows(n)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| rows | %d submissions rows (PRO-CTCAE, NRS, vitals, PHQ-9 mix), 12 source partitions |\n", len(rows))
+
+	anchorDB, sinkDB, latDB := fmt.Sprintf("bench_anchor_%d", time.Now().Unix()), fmt.Sprintf("bench_sink_%d", time.Now().Unix()), fmt.Sprintf("bench_lat_%d", time.Now().Unix())
+	for _, db := range []string{anchorDB, sinkDB, latDB} {
+		if err := migrate.ClickHouse(ctx, conn, db, log); err != nil {
+			return err
+		}
+		defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+	}
+
+	start := time.Now()
+	for i := 0; i < len(rows); i += 50_000 {
+		batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+anchorDB+".submissions ("+joinCols()+")")
+		if err != nil {
+			return err
+		}
+		for _, r := range rows[i:min(len(rows), i+50_000)] {
+			if err := batch.Append(r.Values...); err != nil {
+				return err
+			}
+		}
+		if err := batch.Send(); err != nil {
+			return err
+		}
+	}
+	anchor := float64(len(rows)) / time.Since(start).Seconds()
+	fmt.Printf("| anchor: bare clickhouse-go PrepareBatch loop, 50k-row batches | %.0f rows/s |\n", anchor)
+
+	sinkRate, err := throughput(ctx, conn, sinkDB, rows, log)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| chsink (dedup lookups, offsets, 4 concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", sinkRate, 100*sinkRate/anchor)
+
+	p50, p99, err := latency(ctx, conn, latDB, rows[:min(len(rows), rate*20)], rate, log)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| chsink Add → committed (row queryable) at %d rows/s, 1 s batch delay | p50 %s, p99 %s |\n", rate, p50, p99)
+	return nil
+}
+
+func makeRows(n int) ([]chsink.Row, error) {
+	gen, err := loadgen.New(loadgen.Config{Seed: 5, SubjectsPerSite: 250, Days: 60, DuplicateRate: -1, MalformedRate: -1,
+		Start: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -61)})
+	if err != nil {
+		return nil, err
+	}
+	offsets := make([]int64, 12)
+	var rows []chsink.Row
+	for len(rows) < n {
+		r, ok := gen.Next()
+		if !ok {
+			break
+		}
+		c, err := intake.Clean(r.Value, time.Now())
+		if err != nil {
+			continue
+		}
+		p := int32(len(rows) % 12)
+		row, err := warehouse.SubmissionRow(c, "bench-clean", p, offsets[p])
+		if err != nil {
+			return nil, err
+		}
+		offsets[p]++
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func joinCols() string {
+	s := ""
+	for i, c := range warehouse.Submissions.Columns {
+		if i > 0 {
+			s += ", "
+		}
+		s += c
+	}
+	return s
+}
+
+func throughput(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row, log *slog.Logger) (float64, error) {
+	sink := chsink.New(conn, db, chsink.Config{}, nil, log, nil)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go sink.Run(runCtx)
+	var done sync.WaitGroup
+	done.Add(len(rows))
+	start := time.Now()
+	for _, r := range rows {
+		if err := sink.Add(ctx, warehouse.Submissions, r, func(error) { done.Done() }); err != nil {
+			return 0, err
+		}
+	}
+	done.Wait()
+	return float64(len(rows)) / time.Since(start).Seconds(), nil
+}
+
+func latency(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row, rate int, log *slog.Logger) (time.Duration, time.Duration, error) {
+	sink := chsink.New(conn, db, chsink.Config{}, nil, log, nil)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go sink.Run(runCtx)
+	lat := make([]time.Duration, len(rows))
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	wg.Add(len(rows))
+	tick := time.NewTicker(time.Second / time.Duration(rate/100))
+	defer tick.Stop()
+	for i := 0; i < len(rows); i += 100 {
+		<-tick.C
+		for j := i; j < min(len(rows), i+100); j++ {
+			at := time.Now()
+			if err := sink.Add(ctx, warehouse.Submissions, rows[j], func(err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+				lat[j] = time.Since(at)
+				wg.Done()
+			}); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	wg.Wait()
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	return lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), nil
+}

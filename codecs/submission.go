@@ -283,6 +283,14 @@ func checkID(errs *FieldErrors, path, v string, required bool) {
 	}
 }
 
+// CheckID reports why id is not a valid eprostream id (subject, study,
+// site, message), or nil.
+func CheckID(id string) error {
+	var errs FieldErrors
+	checkID(&errs, "id", id, true)
+	return errs.err()
+}
+
 // Validate checks every field and reports all problems at once.
 func (s Submission) Validate(now time.Time) error {
 	var errs FieldErrors

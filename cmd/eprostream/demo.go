@@ -45,8 +45,12 @@ the time from submission to alert.`,
 
 func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duration) error {
 	ctx := cmd.Context()
+	stamp := time.Now().UTC().Format("20060102_150405")
 	if !cmd.Flags().Changed("topic-prefix") && os.Getenv("TOPIC_PREFIX") == "" {
-		a.cfg.TopicPrefix = "demo-" + time.Now().UTC().Format("20060102-150405") + "."
+		a.cfg.TopicPrefix = "demo-" + strings.ReplaceAll(stamp, "_", "-") + "."
+	}
+	if !cmd.Flags().Changed("clickhouse-database") && os.Getenv("CLICKHOUSE_DATABASE") == "" {
+		a.cfg.ClickHouseDatabase = "demo_" + stamp // each run's figures are its own
 	}
 	if lf.rate > 0 && lf.total == 0 {
 		lf.total = int(lf.rate * duration.Seconds())
@@ -57,7 +61,7 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 		subjects := lf.gen.Studies * lf.gen.SitesPerStudy * lf.gen.SubjectsPerSite
 		lf.gen.Days = max(1, int(float64(lf.total)/(3.3*float64(max(subjects, 1)))))
 	}
-	fmt.Fprintf(a.stdout, "demo: topics under prefix %q\n", a.cfg.TopicPrefix)
+	fmt.Fprintf(a.stdout, "demo: topics under prefix %q, ClickHouse database %s\n", a.cfg.TopicPrefix, a.cfg.ClickHouseDatabase)
 	if err := runMigrate(ctx, a); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,7 @@ func (f *loadgenFlags) register(cmd *cobra.Command) {
 	fs.Float64Var(&f.gen.DuplicateRate, "duplicates", loadgen.DefaultDuplicateRate, "share of records re-sent with the same message_id")
 	fs.Float64Var(&f.gen.MalformedRate, "malformed", loadgen.DefaultMalformedRate, "share of malformed records")
 	fs.Float64Var(&f.gen.FHIRShare, "fhir", 0.1, "share of reports sent as FHIR QuestionnaireResponse")
-	fs.BoolVar(&f.progress, "progress", true, "show a progress bar on stderr")
+	fs.BoolVar(&f.progress, "progress", stderrIsTerminal(), "show a progress bar on stderr (default: when stderr is a terminal)")
 }
 
 func (f *loadgenFlags) config() loadgen.Config {
@@ -168,4 +169,9 @@ func cmpErr(first, err error) error {
 		return first
 	}
 	return err
+}
+
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

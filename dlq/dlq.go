@@ -53,3 +53,10 @@ func Headers(class, reason, group, topic string, partition int32, offset int64, 
 func FromContext(ctx goka.Context, class, reason string) goka.Headers {
 	return Headers(class, reason, string(ctx.Group()), string(ctx.Topic()), ctx.Partition(), ctx.Offset(), time.Now())
 }
+
+// Send dead-letters the record a goka callback is handling: its key and raw
+// bytes go to topic (the group's epro-dlq) with the headers of FromContext.
+// Reasons must not quote patients' answers.
+func Send(ctx goka.Context, topic string, raw []byte, class string, reason error) {
+	ctx.Emit(goka.Stream(topic), ctx.Key(), raw, goka.WithCtxEmitHeaders(FromContext(ctx, class, reason.Error())))
+}

@@ -75,7 +75,7 @@ func (p *processor) process(ctx goka.Context, msg any) {
 		p.dropped.WithLabelValues(class).Inc()
 		p.log.Debug("submission dead-lettered", "class", class, "reason", err.Error(),
 			"partition", ctx.Partition(), "offset", ctx.Offset())
-		ctx.Emit(goka.Stream(p.names.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(dlq.FromContext(ctx, class, err.Error())))
+		dlq.Send(ctx, p.names.DLQ, raw, class, err)
 		return
 	}
 	p.clean.Inc()

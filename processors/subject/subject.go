@@ -93,7 +93,7 @@ func (p *processor) deadLetter(ctx goka.Context, input, class string, raw []byte
 	p.dropped.WithLabelValues(input, class).Inc()
 	p.deps.Log.Debug("record dead-lettered", "input", input, "class", class, "reason", err.Error(),
 		"partition", ctx.Partition(), "offset", ctx.Offset())
-	ctx.Emit(goka.Stream(p.names.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(dlq.FromContext(ctx, class, err.Error())))
+	dlq.Send(ctx, p.names.DLQ, raw, class, err)
 }
 
 func (p *processor) onClean(ctx goka.Context, msg any) {

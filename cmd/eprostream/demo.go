@@ -105,7 +105,44 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 	if err := report(a, sum, drain, sentAt); err != nil {
 		return err
 	}
+	if err := queryableReport(ctx, a, sentAt); err != nil {
+		return err
+	}
 	return analystReport(ctx, a, lf.gen.Days)
+}
+
+// queryableReport prints how long submissions took from the load
+// generator's send to their row in ClickHouse. inserted_at is the server's
+// clock in whole seconds, so the figures are floors, to the second.
+func queryableReport(ctx context.Context, a *app, sentAt map[string]time.Time) error {
+	conn, err := connect.ClickHouse(a.cfg, a.cfg.ClickHouseDatabase)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rows, err := conn.Query(ctx, "SELECT message_id, inserted_at FROM `"+a.cfg.ClickHouseDatabase+"`.submissions")
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer rows.Close()
+	var lat []time.Duration
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if sent, ok := sentAt[id]; ok {
+			lat = append(lat, max(0, at.Sub(sent.Truncate(time.Second))))
+		}
+	}
+	if len(lat) == 0 {
+		return rows.Err()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	fmt.Fprintf(a.stdout, "submission → queryable in ClickHouse  p50 %s, p99 %s (%d rows; 1 s resolution)\n",
+		pct(lat, 0.50), pct(lat, 0.99), len(lat))
+	return rows.Err()
 }
 
 // analystReport prints two of the analysts' queries over what the demo wrote.

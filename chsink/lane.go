@@ -63,3 +63,10 @@ func (l *lane) putBack(rows []Row, commits []func(error)) {
 	l.commits = append(commits, l.commits...)
 	l.oldest = time.Now().Add(-time.Hour) // due at once
 }
+
+// size is the number of buffered rows.
+func (l *lane) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.rows)
+}

@@ -111,8 +111,14 @@ func New(conn driver.Conn, database string, cfg Config, reject RejectFunc, log *
 // ClickHouse, was found there already, or was dead-lettered (nil), or when
 // the sink stopped first (ErrClosed). Add blocks while MaxBuffered rows wait.
 func (s *Sink) Add(ctx context.Context, t *Table, row Row, commit func(error)) error {
-	if err := s.room.Acquire(ctx, 1); err != nil {
-		return fmt.Errorf("chsink: %w", err)
+	if !s.room.TryAcquire(1) {
+		// Full: insert the largest lane now rather than wait for its timer.
+		if l := s.largest(); l != nil {
+			s.flush(ctx, l)
+		}
+		if err := s.room.Acquire(ctx, 1); err != nil {
+			return fmt.Errorf("chsink: %w", err)
+		}
 	}
 	s.m.buffered.Inc()
 	l := s.lane(t, row)
@@ -157,6 +163,20 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// largest returns the lane holding the most rows, or nil.
+func (s *Sink) largest() *lane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best *lane
+	most := 0
+	for _, l := range s.lanes {
+		if n := l.size(); n > most {
+			best, most = l, n
+		}
+	}
+	return best
 }
 
 func (s *Sink) due(age time.Duration) []*lane {

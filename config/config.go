@@ -90,17 +90,6 @@ func (c *Config) vars() []envVar {
 	}
 }
 
-// Variables lists the environment variables with their flags and usage, for
-// documentation.
-func Variables() [][3]string {
-	var c Config
-	var out [][3]string
-	for _, v := range c.vars() {
-		out = append(out, [3]string{v.env, "--" + v.flag, v.usage})
-	}
-	return out
-}
-
 // FromEnv returns Default overridden by the environment (lookup is os.LookupEnv
 // in production, a map in tests). A variable that cannot be parsed is an error
 // naming it.

@@ -3,7 +3,6 @@ package emitters
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -17,9 +16,6 @@ import (
 	"github.com/eprostream/eprostream/kafkaconfig"
 	"github.com/eprostream/eprostream/topics"
 )
-
-// ErrClosed is returned by Emit after Close.
-var ErrClosed = errors.New("emitters: emitter is closed")
 
 // rawEmitter wraps a goka emitter of raw bytes with ctx-aware waiting.
 type rawEmitter struct {
@@ -107,12 +103,6 @@ func (e *SubmissionEmitter) Emit(ctx context.Context, s codecs.Submission) error
 		return err
 	}
 	return wait(ctx, e.raw.send(s.SubjectID, b))
-}
-
-// EmitRaw sends already-encoded bytes under key without validating them
-// (the intake group validates); for gateways and load generators.
-func (e *SubmissionEmitter) EmitRaw(ctx context.Context, key string, value []byte) error {
-	return wait(ctx, e.raw.send(key, value))
 }
 
 // EmitRawAsync starts sending value under key without validating it and

@@ -1,0 +1,84 @@
+package ratelimit_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/ratelimit"
+)
+
+func TestSharedLimitAcrossLimiters(t *testing.T) {
+	rdb, prefix := devstack.Redis(t)
+	cfg := ratelimit.Config{PerKey: 10, PerKeyBurst: 10, Overall: 1000}
+	a, err := ratelimit.New(rdb, prefix, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ratelimit.New(rdb, prefix, cfg) // a second gateway
+	ctx := context.Background()
+	allowed := 0
+	for i := 0; i < 30; i++ {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		d, err := l.Allow(ctx, "k1", 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			allowed++
+		} else if d.RetryAfter <= 0 || d.Local {
+			t.Fatalf("refusal without Retry-After or decided locally: %+v", d)
+		}
+	}
+	// burst 10, plus what refills at 10/s during the loop (well under a second)
+	if allowed < 10 || allowed > 13 {
+		t.Fatalf("allowed %d of 30 with a burst of 10", allowed)
+	}
+	if d, _ := a.Allow(ctx, "k2", 0, 1); !d.Allowed {
+		t.Fatal("another key is limited by k1's use")
+	}
+}
+
+func TestOverallLimit(t *testing.T) {
+	rdb, prefix := devstack.Redis(t)
+	l, _ := ratelimit.New(rdb, prefix, ratelimit.Config{PerKey: 100, Overall: 5})
+	ctx := context.Background()
+	refused := 0
+	for i := range 10 {
+		d, _ := l.Allow(ctx, string(rune('a'+i)), 0, 1)
+		if !d.Allowed {
+			refused++
+			if !d.Overall {
+				t.Fatalf("refused by the key limit: %+v", d)
+			}
+		}
+	}
+	if refused < 4 {
+		t.Fatalf("overall limit 5/s refused %d of 10", refused)
+	}
+}
+
+func TestLocalFallbackWhenRedisIsDown(t *testing.T) {
+	rdb, prefix := devstack.Redis(t)
+	gone := redis.NewClient(rdb.Options())
+	_ = gone.Close()
+	l, _ := ratelimit.New(gone, prefix, ratelimit.Config{PerKey: 20, FallbackShare: 0.5})
+	allowed := 0
+	for range 40 {
+		d, err := l.Allow(context.Background(), "k", 0, 1)
+		if err == nil || !d.Local {
+			t.Fatalf("decision with Redis down: %+v %v", d, err)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	if allowed < 10 || allowed > 12 { // half of the burst of 20
+		t.Fatalf("fallback allowed %d", allowed)
+	}
+}

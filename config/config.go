@@ -242,3 +242,6 @@ func hostPort(s string) error {
 	}
 	return nil
 }
+
+// RedisPrefix is the namespace of every Redis key of this deployment.
+func (c Config) RedisPrefix() string { return "eprostream:" + c.Env + ":" }

@@ -51,6 +51,11 @@ its own --state-dir. On SIGINT/SIGTERM the groups stop cleanly.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runProcess(cmd.Context(), a, f) },
 	}
 	cmd.Flags().StringVar(&f.group, "group", "all", "intake, subject, warehouse or all")
+	registerProcessFlags(cmd, &f)
+	return cmd
+}
+
+func registerProcessFlags(cmd *cobra.Command, f *processFlags) {
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "eprostream-state"),
 		"local table storage of this instance (rebuilt from Kafka when missing)")
 	cmd.Flags().StringVar(&f.rulesDir, "rules-dir", "", "folder of per-study rule sets (*.yaml); the default set applies to other studies")
@@ -59,7 +64,6 @@ its own --state-dir. On SIGINT/SIGTERM the groups stop cleanly.`,
 	cmd.Flags().DurationVar(&f.sink.MaxDelay, "batch-delay", time.Second, "warehouse: longest wait before a partial batch is inserted")
 	cmd.Flags().IntVar(&f.sink.MaxInflight, "max-inserts", 4, "warehouse: concurrent ClickHouse inserts")
 	cmd.Flags().IntVar(&f.sink.MaxBuffered, "max-buffered", 200_000, "warehouse: rows buffered before the group stops pulling from Kafka")
-	return cmd
 }
 
 func (f processFlags) groups() ([]string, error) {

@@ -45,6 +45,7 @@ flags win over the environment.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	a.cfg.RegisterFlags(root.PersistentFlags())
-	root.AddCommand(newMigrateCmd(a), newCheckCmd(a), newProcessCmd(a), newLoadgenCmd(a), newDemoCmd(a))
+	root.AddCommand(newMigrateCmd(a), newCheckCmd(a), newProcessCmd(a), newLoadgenCmd(a), newDemoCmd(a),
+		newIngestCmd(a), newAPIKeyCmd(a), newServeCmd(a))
 	return root
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eprostream/eprostream/admin"
+	"github.com/eprostream/eprostream/apikeys"
+	"github.com/eprostream/eprostream/catalog"
+	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/emitters"
+	"github.com/eprostream/eprostream/emitters/gateway"
+	"github.com/eprostream/eprostream/idempotency"
+	"github.com/eprostream/eprostream/ratelimit"
+	"github.com/eprostream/eprostream/redislock"
+)
+
+type ingestFlags struct {
+	gw          gateway.Config
+	rate        ratelimit.Config
+	studiesFile string
+	noLimits    bool
+	noIdem      bool
+}
+
+func (f *ingestFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.gw.Addr, "listen", "127.0.0.1:8080", "address of the ingest API")
+	fs.IntVar(&f.gw.MaxBatch, "max-batch", 500, "submissions per batch request")
+	fs.DurationVar(&f.gw.KafkaTimeout, "kafka-timeout", 5*time.Second, "longest wait for Kafka's acknowledgement before answering 503")
+	fs.DurationVar(&f.gw.LockTTL, "lock-ttl", 10*time.Second, "lifetime of a plan adjustment's subject lock")
+	fs.IntVar(&f.rate.PerKey, "rate-per-key", 2000, "submissions/s of one API key (a key's own rate overrides it)")
+	fs.IntVar(&f.rate.PerKeyBurst, "rate-burst", 0, "burst of one API key (default: one second of its rate)")
+	fs.IntVar(&f.rate.Overall, "rate-overall", 50000, "submissions/s of all keys together; 0 disables")
+	fs.Float64Var(&f.rate.FallbackShare, "rate-fallback-share", 0.5, "share of each limit one gateway allows alone while Redis is down (1/instances)")
+	fs.StringVar(&f.studiesFile, "studies-file", "", "study catalogue (YAML); submissions for studies or sites not in it are refused; empty accepts all")
+	fs.BoolVar(&f.noLimits, "no-rate-limits", false, "serve without rate limits (benchmarks only)")
+	fs.BoolVar(&f.noIdem, "no-idempotency", false, "serve without idempotency keys (benchmarks only)")
+}
+
+func newIngestCmd(a *app) *cobra.Command {
+	f := &ingestFlags{}
+	cmd := &cobra.Command{
+		Use:   "ingest",
+		Short: "Serve the HTTP ingest API (submissions, plan adjustments, alert acknowledgements)",
+		Long: `ingest serves the HTTP API documented at /openapi.json and in README.md.
+A submission is answered 202 only after Kafka acknowledged it. API keys come
+from 'eprostream apikey create'. On SIGINT/SIGTERM the gateway stops
+accepting, finishes in-flight requests and flushes its producers.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			run, err := newIngest(a, f)
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context())
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// newIngest wires the gateway and returns a function serving it (and the
+// admin endpoints) until ctx ends.
+func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
+	cat, err := catalog.Load(f.studiesFile)
+	if err != nil {
+		return nil, err
+	}
+	f.gw.Catalogue, f.gw.TopicPrefix = cat, a.cfg.TopicPrefix
+	rdb := connect.Redis(a.cfg)
+	prefix := a.cfg.RedisPrefix()
+	reg := admin.NewRegistry()
+	deps := gateway.Deps{Keys: apikeys.NewStore(rdb, prefix), Locks: redislock.New(rdb, prefix), Log: a.log, Registry: reg}
+	if !f.noLimits {
+		if deps.Limiter, err = ratelimit.New(rdb, prefix, f.rate); err != nil {
+			return nil, err
+		}
+	}
+	if !f.noIdem {
+		deps.Idempotency = idempotency.New(rdb, prefix)
+	}
+	subs, err := emitters.NewSubmissionEmitter(a.cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := emitters.NewCommandEmitter(a.cfg, a.log)
+	if err != nil {
+		_ = subs.Close()
+		return nil, err
+	}
+	deps.Producer, deps.Commands = subs, cmds
+	gw, err := gateway.New(f.gw, deps)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer rdb.Close()
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			err := gw.Run(gctx)
+			// in-flight requests are done: flush what the producers hold
+			if cerr := subs.Close(); err == nil {
+				err = cerr
+			}
+			if cerr := cmds.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		})
+		if a.cfg.AdminAddr != "" {
+			// Ready means Kafka answers: without Redis ingest goes on.
+			checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
+			g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Run(gctx) })
+		}
+		return g.Wait()
+	}, nil
+}

@@ -35,8 +35,8 @@ TESTFILTER := grep --line-buffered -E '^(--- (PASS|FAIL|SKIP)|FAIL|ok |PASS$$|pa
 test: up vet fmt-check compose-check
 	@echo "==> go test $(TESTFLAGS) ./... (against Kafka, Redis and ClickHouse on 127.0.0.1)"
 	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
-	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ (stops and starts ClickHouse)"
-	$(GO) test $(TESTFLAGS) -tags faults -p 1 -run Fault -v ./processors/ 2>&1 | tee -a .devstack/test.log | $(TESTFILTER)
+	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./emitters/gateway/ (stop and start ClickHouse, Kafka, Redis)"
+	$(GO) test $(TESTFLAGS) -tags faults -p 1 -run Fault -v ./processors/ ./emitters/gateway/ 2>&1 | tee -a .devstack/test.log | $(TESTFILTER)
 	@pass=$$(grep -c -- '^\s*--- PASS' .devstack/test.log || true); \
 	  fail=$$(grep -c -- '^\s*--- FAIL' .devstack/test.log || true); \
 	  skip=$$(grep -c -- '^\s*--- SKIP' .devstack/test.log || true); \

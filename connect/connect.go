@@ -4,6 +4,7 @@ package connect
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -30,6 +31,21 @@ func Redis(cfg config.Config) *redis.Client {
 		Addr:        cfg.RedisAddr,
 		Password:    cfg.RedisPassword,
 		DialTimeout: cfg.DialTimeout,
+	})
+}
+
+// RedisFailFast returns a Redis client for request paths that must not wait
+// on a Redis outage (the gateway): one attempt, short timeouts, so a
+// request falls back to its Redis-free path within milliseconds.
+func RedisFailFast(cfg config.Config) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:          cfg.RedisAddr,
+		Password:      cfg.RedisPassword,
+		DialTimeout:   250 * time.Millisecond,
+		ReadTimeout:   500 * time.Millisecond,
+		WriteTimeout:  500 * time.Millisecond,
+		MaxRetries:    -1,
+		DialerRetries: 1,
 	})
 }
 

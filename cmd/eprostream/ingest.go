@@ -71,7 +71,7 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 		return nil, err
 	}
 	f.gw.Catalogue, f.gw.TopicPrefix = cat, a.cfg.TopicPrefix
-	rdb := connect.Redis(a.cfg)
+	rdb := connect.RedisFailFast(a.cfg)
 	prefix := a.cfg.RedisPrefix()
 	reg := admin.NewRegistry()
 	deps := gateway.Deps{Keys: apikeys.NewStore(rdb, prefix), Locks: redislock.New(rdb, prefix), Log: a.log, Registry: reg}

@@ -51,7 +51,8 @@ type fixture struct {
 	t        *testing.T
 	cfg      config.Config
 	names    topics.Names
-	rdb      *redis.Client
+	rdb      *redis.Client // the test's own client
+	fast     *redis.Client // the gateway's
 	prefix   string
 	keys     *apikeys.Store
 	locks    *redislock.Locker
@@ -91,16 +92,19 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.keys = apikeys.NewStore(f.rdb, f.prefix)
+	fast := connect.RedisFailFast(f.cfg)
+	f.fast = fast // the gateway's own client, as `eprostream ingest` makes it
+	t.Cleanup(func() { _ = fast.Close() })
+	f.keys = apikeys.NewStore(fast, f.prefix)
 	f.keys.CacheFor = 0 // revocations show at once
-	f.locks = redislock.New(f.rdb, f.prefix)
-	limiter, err := ratelimit.New(f.rdb, f.prefix, ratelimit.Config{PerKey: 5000})
+	f.locks = redislock.New(fast, f.prefix)
+	limiter, err := ratelimit.New(fast, f.prefix, ratelimit.Config{PerKey: 5000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gcfg := gateway.Config{Addr: "127.0.0.1:0", MaxBatch: 50, KafkaTimeout: 3 * time.Second, Catalogue: cat,
 		TopicPrefix: f.cfg.TopicPrefix, LockTTL: 5 * time.Second}
-	deps := gateway.Deps{Keys: f.keys, Limiter: limiter, Idempotency: idempotency.New(f.rdb, f.prefix), Locks: f.locks,
+	deps := gateway.Deps{Keys: f.keys, Limiter: limiter, Idempotency: idempotency.New(fast, f.prefix), Locks: f.locks,
 		Producer: subs, Commands: cmds, Log: quiet}
 	for _, o := range opts {
 		o(f, &gcfg, &deps)

@@ -31,8 +31,8 @@ type Config struct {
 	// KafkaTimeout bounds the wait for Kafka's acknowledgement; past it the
 	// answer is 503.
 	KafkaTimeout time.Duration
-	// BreakerPause is how long sends are refused at once after Kafka failed
-	// three times in a row.
+	// After three sends failed within KafkaTimeout+BreakerPause, sends are
+	// refused at once (503) for that long, then tried again.
 	BreakerPause time.Duration
 	LockTTL      time.Duration // plan adjustments
 	// ShutdownGrace bounds the wait for in-flight requests at shutdown.
@@ -120,7 +120,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Gateway{cfg: cfg, deps: deps, log: deps.Log, breaker: newBreaker(cfg.BreakerPause),
+	return &Gateway{cfg: cfg, deps: deps, log: deps.Log, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
 		metrics: newMetrics(deps.Registry), now: now}, nil
 }
 

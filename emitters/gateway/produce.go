@@ -75,7 +75,7 @@ func (g *Gateway) produce(ctx context.Context, recs []record) []error {
 	})
 	if errors.Is(err, breaker.ErrBreakerOpen) {
 		for i := range errs {
-			errs[i] = fmt.Errorf("%w: Kafka is failing, the gateway pauses sends for %s", errUnavailable, g.cfg.BreakerPause)
+			errs[i] = fmt.Errorf("%w: Kafka is failing, the gateway pauses sends for %s", errUnavailable, g.cfg.KafkaTimeout+g.cfg.BreakerPause)
 		}
 	}
 	return errs
@@ -90,7 +90,9 @@ func firstPending(p []bool) int {
 	return 0
 }
 
-func newBreaker(pause time.Duration) *breaker.Breaker {
-	// 3 failed sends within the pause open it; one success closes it again.
-	return breaker.New(3, 1, pause)
+// newBreaker opens after 3 failed sends within kafkaTimeout+pause (a window
+// shorter than one send's timeout would never see three failures), stays
+// open that long, then lets sends through again; one success closes it.
+func newBreaker(kafkaTimeout, pause time.Duration) *breaker.Breaker {
+	return breaker.New(3, 1, kafkaTimeout+pause)
 }

@@ -5,6 +5,8 @@
 #
 #   bash bench/anchors.sh            all anchors (about 3 minutes)
 #   ANCHOR_RECORDS=200000 bash bench/anchors.sh   a quicker, smaller run
+#   ANCHOR_PARTS="kafka redis" bash bench/anchors.sh   only some parts
+#     (parts: kafka redis clickhouse memory start)
 #
 # Prints a Markdown table on stdout; raw tool output goes to .devstack/bench/.
 set -euo pipefail
@@ -20,6 +22,8 @@ REDIS_PORT=${DEVSTACK_REDIS_PORT:-6379}
 CH_PORT=${DEVSTACK_CLICKHOUSE_PORT:-9000}
 LIBS=$STATE/kafka/libs
 TOPIC=bench-anchor-$(date +%s)
+PARTS=${ANCHOR_PARTS:-kafka redis clickhouse memory start}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 
 row() { printf '| %s | %s | `%s` |\n' "$1" "$2" "$3"; }
 kjava() { java -Xmx512m -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/devstack/kafka/log4j2.properties" \
@@ -30,6 +34,7 @@ bash devstack/stack.sh up >/dev/null
 echo "| anchor | figure | command |"
 echo "|---|---|---|"
 
+if want kafka; then
 # Kafka produce: acks=all, idempotent (the producer default), 12 partitions.
 kjava org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA" --create --topic "$TOPIC" \
   --partitions 12 --replication-factor 1 >/dev/null
@@ -53,6 +58,9 @@ crps=$(cut -d, -f6 <<<"$c" | tr -d ' ')
 row "Kafka consume, same records" "$crps records/s, $cmbs MB/s" "ConsumerPerformance --messages $RECORDS"
 kjava org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA" --delete --topic "$TOPIC" >/dev/null 2>&1 || true
 
+fi
+
+if want redis; then
 # Redis: one connection per client, 50 clients, without and with pipelining.
 for P in 1 16; do
   redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t set,get -n 500000 -P "$P" -q -d 100 >"$OUT/redis-P$P.txt" 2>&1
@@ -62,6 +70,9 @@ for P in 1 16; do
   row "Redis SET / GET, 100 B, -P $P" "$set_rps / $get_rps req/s" "redis-benchmark -t set,get -n 500000 -d 100 -P $P -q"
 done
 
+fi
+
+if want clickhouse; then
 # ClickHouse: 1M submissions-like rows from a TSV file through clickhouse-client.
 chc() { clickhouse-client --host 127.0.0.1 --port "$CH_PORT" "$@"; }
 chc --query "CREATE DATABASE IF NOT EXISTS bench_anchor"
@@ -85,6 +96,9 @@ row "ClickHouse insert, 1M submissions-like rows" "$chrps rows/s ($(awk -v a="$t
 chc --query "DROP DATABASE bench_anchor"
 rm -f "$OUT/ch.tsv"
 
+fi
+
+if want memory; then
 # Memory of each service after the load above.
 for svc in kafka redis clickhouse; do
   pf=$STATE/$svc.pid
@@ -94,6 +108,9 @@ for svc in kafka redis clickhouse; do
   fi
 done
 
+fi
+
+if want start; then
 # Stack start, cold (empty data folder, jars copied from the local Maven
 # repository) and warm (same data, restart), on other ports so the running
 # stack is left alone.
@@ -107,3 +124,4 @@ bash devstack/stack.sh down >/dev/null
 rm -rf "$tmp"
 row "stack start, cold / warm" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s / $(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.1f", b-a}') s" \
   "DEVSTACK_DIR=\$(mktemp -d) bash devstack/stack.sh up (twice, with down between)"
+fi

@@ -46,6 +46,9 @@ func RedisFailFast(cfg config.Config) *redis.Client {
 		WriteTimeout:  500 * time.Millisecond,
 		MaxRetries:    -1,
 		DialerRetries: 1,
+		// Every request makes several round trips; a pool as large as the
+		// HTTP concurrency keeps requests from queueing for a connection.
+		PoolSize: 256,
 	})
 }
 

@@ -134,17 +134,6 @@ func settle(c Claim, old string, free bool, fingerprint string) (Claim, error) {
 	return Claim{Replay: &Outcome{Status: status, Body: []byte(body)}}, nil
 }
 
-// complete stores the outcome if the claim is still ours or has expired.
-const completeSrc = `
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] or v == false then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0`
-
-var complete = redis.NewScript(completeSrc)
-
 // abort drops the claim if it is still ours.
 const abortSrc = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -159,29 +148,25 @@ func (s *Store) doneValue(c Claim, out Outcome) string {
 
 // Complete marks an owned claim done with out. Call it only after the work
 // succeeded.
+//
+// It is a plain SET, not a compare-and-set: the only claim it can
+// overwrite is one taken after ours expired (a stall over Pending), by a
+// request with the same key, whose work is then already done by ours; the
+// stored outcome is the same either way. Abort, which deletes, does check.
 func (s *Store) Complete(ctx context.Context, c Claim, out Outcome) error {
-	if !c.Owned {
-		return nil
-	}
-	err := complete.Run(ctx, s.rdb, []string{c.key}, c.value, s.doneValue(c, out), s.Keep.Milliseconds()).Err()
-	if err != nil {
-		return fmt.Errorf("idempotency: complete: %w", err)
-	}
-	return nil
+	return s.CompleteMany(ctx, []Claim{c}, []Outcome{out})
 }
 
 // CompleteMany marks owned claims done in one round trip; outs[i] belongs
 // to claims[i], and claims that are not Owned are skipped.
 func (s *Store) CompleteMany(ctx context.Context, claims []Claim, outs []Outcome) error {
 	pipe := s.rdb.Pipeline()
-	n := 0
 	for i, c := range claims {
 		if c.Owned {
-			pipe.Eval(ctx, completeSrc, []string{c.key}, c.value, s.doneValue(c, outs[i]), s.Keep.Milliseconds())
-			n++
+			pipe.Set(ctx, c.key, s.doneValue(c, outs[i]), s.Keep)
 		}
 	}
-	if n == 0 {
+	if pipe.Len() == 0 {
 		return nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

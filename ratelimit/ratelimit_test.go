@@ -82,3 +82,32 @@ func TestLocalFallbackWhenRedisIsDown(t *testing.T) {
 		t.Fatalf("fallback allowed %d", allowed)
 	}
 }
+
+func TestAllowManyTakesEachKeyOnce(t *testing.T) {
+	rdb, prefix := devstack.Redis(t)
+	l, _ := ratelimit.New(rdb, prefix, ratelimit.Config{PerKey: 10, Overall: 15})
+	reqs := []ratelimit.Request{}
+	for i := range 12 {
+		reqs = append(reqs, ratelimit.Request{Key: "a", N: 1}, ratelimit.Request{Key: "b", N: 1 + i%2})
+	}
+	got, err := l.AllowMany(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perKey := map[string]int{}
+	total, overall := 0, 0
+	for i, d := range got {
+		if d.Allowed {
+			perKey[reqs[i].Key] += reqs[i].N
+			total += reqs[i].N
+		} else if d.RetryAfter <= 0 {
+			t.Fatalf("refusal %d without Retry-After: %+v", i, d)
+		}
+		if d.Overall {
+			overall++
+		}
+	}
+	if perKey["a"] > 10 || perKey["b"] > 10 || total > 15 || total < 14 || overall == 0 {
+		t.Fatalf("admitted %v (total %d, %d refused overall)", perKey, total, overall)
+	}
+}

@@ -38,6 +38,9 @@ type Config struct {
 	// ShutdownGrace bounds the wait for in-flight requests at shutdown.
 	ShutdownGrace time.Duration
 	TopicPrefix   string // scopes lock names, like topics
+	// NoCoalesce makes every request do its own Redis round trips instead
+	// of sharing them with the requests in flight beside it (for comparison).
+	NoCoalesce bool
 	Catalogue     *catalog.Catalogue
 }
 
@@ -104,6 +107,7 @@ type Gateway struct {
 	log     *slog.Logger
 	breaker *breaker.Breaker
 	metrics *metrics
+	batch   redisBatchers
 	now     func() time.Time
 }
 
@@ -121,7 +125,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		now = time.Now
 	}
 	return &Gateway{cfg: cfg, deps: deps, log: deps.Log, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
-		metrics: newMetrics(deps.Registry), now: now}, nil
+		metrics: newMetrics(deps.Registry), batch: newBatchers(deps), now: now}, nil
 }
 
 // Handler routes the API.

@@ -15,7 +15,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, k apikeys.Key, n
 	if g.deps.Limiter == nil {
 		return true
 	}
-	d, err := g.deps.Limiter.Allow(r.Context(), k.ID, k.RatePerSec, n)
+	d, err := g.allow(r.Context(), k.ID, k.RatePerSec, n)
 	if err != nil {
 		g.metrics.degraded.WithLabelValues("ratelimit").Inc()
 		g.log.Debug("rate limit decided locally", "err", err)

@@ -141,7 +141,7 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 	}
 	out, _ := json.Marshal(Accepted{MessageID: s.MessageID, Status: "accepted"})
 	if g.deps.Idempotency != nil && claim.Owned {
-		if err := g.deps.Idempotency.Complete(r.Context(), claim, idempotency.Outcome{Status: http.StatusAccepted, Body: out}); err != nil {
+		if err := g.complete(r.Context(), claim, idempotency.Outcome{Status: http.StatusAccepted, Body: out}); err != nil {
 			g.metrics.degraded.WithLabelValues("idempotency").Inc()
 			g.log.Warn("idempotency outcome not stored; a retry would send again", "message_id", s.MessageID, "err", err)
 		}
@@ -161,7 +161,7 @@ func (g *Gateway) claim(w http.ResponseWriter, r *http.Request, key, fp string) 
 	if g.deps.Idempotency == nil {
 		return idempotency.Claim{}, true
 	}
-	c, err := g.deps.Idempotency.Begin(r.Context(), key, fp)
+	c, err := g.begin(r.Context(), key, fp)
 	switch {
 	case err == nil && c.Replay != nil:
 		g.metrics.replayed.Inc()

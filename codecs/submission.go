@@ -185,6 +185,20 @@ func (s Submission) MarshalJSON() ([]byte, error) {
 // and validates it. now is the time the record was received (its Kafka
 // timestamp), against which submitted_at is checked.
 func DecodeSubmission(b []byte, now time.Time) (Submission, error) {
+	s, err := ParseSubmission(b)
+	if err != nil {
+		return Submission{}, err
+	}
+	if err := s.Validate(now); err != nil {
+		return Submission{}, err
+	}
+	return s, nil
+}
+
+// ParseSubmission decodes a native envelope or a FHIR QuestionnaireResponse
+// without validating its fields; callers that add checks of their own call
+// Validate and report every problem together.
+func ParseSubmission(b []byte) (Submission, error) {
 	if len(b) > MaxSubmissionBytes {
 		return Submission{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSubmissionBytes)
 	}
@@ -208,9 +222,6 @@ func DecodeSubmission(b []byte, now time.Time) (Submission, error) {
 		}
 	} else if err := json.Unmarshal(b, &s); err != nil {
 		return Submission{}, FieldErrors{{Path: "$", Reason: jsonProblem(err)}}
-	}
-	if err := s.Validate(now); err != nil {
-		return Submission{}, err
 	}
 	return s, nil
 }

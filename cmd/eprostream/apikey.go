@@ -61,8 +61,12 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 				case time.Now().After(k.ExpiresAt):
 					state = "expired"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Studies, ","),
-					strings.Join(k.Roles, ","), k.RatePerSec, k.ExpiresAt.Format("2006-01-02"), state)
+				rate := "default"
+				if k.RatePerSec > 0 {
+					rate = fmt.Sprintf("%d/s", k.RatePerSec)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Studies, ","),
+					strings.Join(k.Roles, ","), rate, k.ExpiresAt.Format("2006-01-02"), state)
 			}
 			return tw.Flush()
 		},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -47,7 +48,10 @@ func (g *Gateway) postBatch(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "Idempotency-Key is for single submissions; a batch is deduplicated by each item's message_id")
 		return
 	}
-	body, ok := readBody(w, r, int64(g.cfg.MaxBatchBytes), false)
+	if !contentTypeOK(w, r, false) {
+		return
+	}
+	body, ok := readBody(w, r, int64(g.cfg.MaxBatchBytes))
 	if !ok {
 		return
 	}
@@ -148,7 +152,7 @@ func (g *Gateway) claimBatch(r *http.Request, items []*batchItem, results []Item
 	if len(idx) == 0 {
 		return
 	}
-	claims, errs, err := g.deps.Idempotency.BeginMany(r.Context(), keys, fps)
+	claims, errs, err := g.beginMany(r, keys, fps)
 	if err != nil {
 		g.metrics.degraded.WithLabelValues("idempotency").Inc()
 		g.log.Debug("idempotency unavailable, sending the batch unguarded", "err", err)
@@ -171,6 +175,45 @@ func (g *Gateway) claimBatch(r *http.Request, items []*batchItem, results []Item
 			it.claim = claims[j]
 		}
 	}
+}
+
+// beginMany claims keys; items another request is working on are asked
+// again for up to a second, so that a batch retried right after its first
+// attempt gets the first attempt's answers.
+func (g *Gateway) beginMany(r *http.Request, keys, fps []string) ([]idempotency.Claim, []error, error) {
+	claims, errs, err := g.deps.Idempotency.BeginMany(r.Context(), keys, fps)
+	if err != nil {
+		return nil, nil, err
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		var again []int
+		for i, e := range errs {
+			if errors.Is(e, idempotency.ErrInProgress) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		select {
+		case <-r.Context().Done():
+			return claims, errs, nil
+		case <-time.After(10 * time.Millisecond):
+		}
+		k, f := make([]string, len(again)), make([]string, len(again))
+		for j, i := range again {
+			k[j], f[j] = keys[i], fps[i]
+		}
+		c2, e2, err2 := g.deps.Idempotency.BeginMany(r.Context(), k, f)
+		if err2 != nil {
+			break // those items stay 409: retry them
+		}
+		for j, i := range again {
+			claims[i], errs[i] = c2[j], e2[j]
+		}
+	}
+	return claims, errs, nil
 }
 
 // produceBatch sends the claimed items and completes or releases their

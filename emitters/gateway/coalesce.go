@@ -11,8 +11,8 @@ import (
 
 // Concurrent requests share their Redis round trips: the rate checks of
 // requests in flight together become one GCRA call per key (plus one for
-// the overall limit), their idempotency claims one pipeline, and their
-// completions another. With Config.NoCoalesce every request makes its own.
+// the overall limit) and their idempotency claims one pipeline; completions
+// go in the background (see completer). With Config.NoCoalesce every request makes its own.
 const maxCoalesced = 256
 
 type limitOut struct {
@@ -33,9 +33,8 @@ type completeIn struct {
 }
 
 type redisBatchers struct {
-	limits      *coalesce.Batcher[ratelimit.Request, limitOut]
-	claims      *coalesce.Batcher[claimIn, claimOut]
-	completions *coalesce.Batcher[completeIn, struct{}]
+	limits *coalesce.Batcher[ratelimit.Request, limitOut]
+	claims *coalesce.Batcher[claimIn, claimOut]
 }
 
 func newBatchers(d Deps) redisBatchers {
@@ -65,13 +64,6 @@ func newBatchers(d Deps) redisBatchers {
 				out[i] = claimOut{c: claims[i], err: errs[i]}
 			}
 			return out, nil
-		})
-		b.completions = coalesce.New(maxCoalesced, func(ctx context.Context, in []completeIn) ([]struct{}, error) {
-			claims, outs := make([]idempotency.Claim, len(in)), make([]idempotency.Outcome, len(in))
-			for i, c := range in {
-				claims[i], outs[i] = c.c, c.out
-			}
-			return make([]struct{}, len(in)), d.Idempotency.CompleteMany(ctx, claims, outs)
 		})
 	}
 	return b
@@ -108,6 +100,6 @@ func (g *Gateway) complete(ctx context.Context, c idempotency.Claim, out idempot
 	if g.cfg.NoCoalesce {
 		return g.deps.Idempotency.Complete(ctx, c, out)
 	}
-	_, err := g.batch.completions.Do(ctx, completeIn{c: c, out: out})
-	return err
+	g.completions.add(ctx, completeIn{c: c, out: out})
+	return nil
 }

@@ -41,7 +41,7 @@ type Config struct {
 	// NoCoalesce makes every request do its own Redis round trips instead
 	// of sharing them with the requests in flight beside it (for comparison).
 	NoCoalesce bool
-	Catalogue     *catalog.Catalogue
+	Catalogue  *catalog.Catalogue
 }
 
 // SetDefaults fills in what is unset.
@@ -102,13 +102,14 @@ type Deps struct {
 
 // Gateway serves the ingest API. Handler is safe for concurrent use.
 type Gateway struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	breaker *breaker.Breaker
-	metrics *metrics
-	batch   redisBatchers
-	now     func() time.Time
+	cfg         Config
+	deps        Deps
+	log         *slog.Logger
+	breaker     *breaker.Breaker
+	metrics     *metrics
+	batch       redisBatchers
+	completions *completer
+	now         func() time.Time
 }
 
 // New returns a gateway; cfg's unset fields get their defaults.
@@ -124,8 +125,12 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Gateway{cfg: cfg, deps: deps, log: deps.Log, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
-		metrics: newMetrics(deps.Registry), batch: newBatchers(deps), now: now}, nil
+	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
+		metrics: newMetrics(deps.Registry), batch: newBatchers(deps), now: now}
+	if deps.Idempotency != nil {
+		g.completions = newCompleter(g)
+	}
+	return g, nil
 }
 
 // Handler routes the API.
@@ -188,9 +193,20 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err := srv.Shutdown(sctx)
+	g.Close()
+	if err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
 	g.log.Info("gateway stopped; in-flight requests finished")
 	return nil
+}
+
+// Close stores the idempotency outcomes still queued. Serve calls it; call
+// it yourself when serving Handler some other way.
+func (g *Gateway) Close() {
+	if g.completions != nil {
+		g.completions.close()
+		g.completions = nil
+	}
 }

@@ -58,7 +58,10 @@ func decodeStrict(body []byte, v any) string {
 // time, under a Redis lock whose fencing token travels with the command.
 func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 	k, subject := keyOf(r), r.PathValue("id")
-	body, ok := readBody(w, r, maxCommandBytes, false)
+	if !contentTypeOK(w, r, false) {
+		return
+	}
+	body, ok := readBody(w, r, maxCommandBytes)
 	if !ok {
 		return
 	}
@@ -105,7 +108,10 @@ func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 // command id is derived from the alert id.
 func (g *Gateway) postAck(w http.ResponseWriter, r *http.Request) {
 	k, alert := keyOf(r), r.PathValue("id")
-	body, ok := readBody(w, r, maxCommandBytes, false)
+	if !contentTypeOK(w, r, false) {
+		return
+	}
+	body, ok := readBody(w, r, maxCommandBytes)
 	if !ok {
 		return
 	}

@@ -19,9 +19,8 @@ import (
 	"github.com/eprostream/eprostream/idempotency"
 )
 
-// readBody checks the content type and reads at most limit bytes; false
-// means an error was written.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, fhirOK bool) ([]byte, bool) {
+// contentTypeOK checks the content type; false means a 415 was written.
+func contentTypeOK(w http.ResponseWriter, r *http.Request, fhirOK bool) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !(fhirOK && mt == "application/fhir+json")) {
 		want := "application/json"
@@ -29,8 +28,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, fhirOK bool) 
 			want += " or application/fhir+json"
 		}
 		fail(w, http.StatusUnsupportedMediaType, "Content-Type must be "+want)
-		return nil, false
+		return false
 	}
+	return true
+}
+
+// readBody reads at most limit bytes; false means an error was written.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -47,31 +51,41 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, fhirOK bool) 
 // decode validates one submission for key: 0 and the submission, or the
 // status and problem to answer.
 func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool) (codecs.Submission, int, Problem) {
-	s, err := codecs.DecodeSubmission(body, g.now())
+	s, err := codecs.ParseSubmission(body)
 	if err != nil {
 		status, p := problemOf(err)
 		return s, status, p
 	}
 	var fields codecs.FieldErrors
+	if err := s.Validate(g.now()); err != nil {
+		if !errors.As(err, &fields) {
+			status, p := problemOf(err)
+			return s, status, p
+		}
+	}
 	// FromFHIR marks what it mapped; it keeps a resource's other elements in Extra.
 	isFHIR := s.Source == "fhir" && bytes.Contains(body, []byte(`"resourceType"`))
 	if fhirOnly && !isFHIR {
 		fields = append(fields, codecs.FieldError{Path: "resourceType", Reason: "is required with Content-Type application/fhir+json"})
 	}
+	var unknown []string
 	for name := range s.Extra {
 		if !isFHIR && !strings.HasPrefix(name, "x_") {
-			fields = append(fields, codecs.FieldError{Path: quote(name), Reason: "is not a field of the envelope (extensions must start with x_)"})
+			unknown = append(unknown, name)
 		}
 	}
-	slices.SortFunc(fields, func(a, b codecs.FieldError) int { return strings.Compare(a.Path, b.Path) })
-	if msg := scopeProblem(k, s.StudyID); msg != "" {
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		fields = append(fields, codecs.FieldError{Path: quote(name), Reason: "is not a field of the envelope (extensions must start with x_)"})
+	}
+	if msg := scopeProblem(k, s.StudyID); msg != "" && s.StudyID != "" {
 		return s, http.StatusForbidden, Problem{Error: msg}
 	}
 	studyErr, siteErr := g.cfg.Catalogue.Check(s.StudyID, s.SiteID)
-	if studyErr != nil {
+	if studyErr != nil && s.StudyID != "" && codecs.CheckID(s.StudyID) == nil {
 		fields = append(fields, codecs.FieldError{Path: "study_id", Reason: studyErr.Error()})
 	}
-	if siteErr != nil {
+	if siteErr != nil && codecs.CheckID(s.SiteID) == nil {
 		fields = append(fields, codecs.FieldError{Path: "site_id", Reason: siteErr.Error()})
 	}
 	if len(fields) > 0 {
@@ -116,10 +130,10 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "Idempotency-Key must be 1-255 printable ASCII characters")
 		return
 	}
-	if !g.admit(w, r, k, 1) {
+	if !contentTypeOK(w, r, true) || !g.admit(w, r, k, 1) {
 		return
 	}
-	body, ok := readBody(w, r, int64(g.cfg.MaxBodyBytes), true)
+	body, ok := readBody(w, r, int64(g.cfg.MaxBodyBytes))
 	if !ok {
 		return
 	}

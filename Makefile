@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build demo test vet fmt-check unit bench-anchors bench-spine bench-sink bench-micro compose-check
+.PHONY: up down status build demo test vet fmt-check unit bench-anchors bench-spine bench-sink bench-gateway bench-micro compose-check
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -54,6 +54,9 @@ bench-spine: up ## spine throughput beside a sarama pass-through, table recovery
 
 bench-sink: up ## warehouse sink beside a bare PrepareBatch loop, latency at 5k rows/s
 	$(GO) run ./bench/sinkbench -rows 500000
+
+bench-gateway: up ## the ingest API with wrk beside Kafka's and Redis's own tools
+	bash bench/gateway.sh
 
 bench-micro: ## codec, rule and callback micro-benchmarks (no stack needed)
 	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./loadgen

@@ -149,3 +149,39 @@ func TestWarehouseDeadLettersPoisonAndRefusedRows(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// Operators' plan adjustments and acknowledgements land in
+// operator_commands, once each even when sent twice; the scheduler's checks
+// do not.
+func TestWarehouseKeepsTheOperatorsAuditTrail(t *testing.T) {
+	s := newStack(t, 3)
+	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, c := range []codecs.Command{
+		{V: 1, CommandID: "plan:S1:7", Kind: codecs.CommandPlanAdjusted, StudyID: "ONC-301", SubjectID: "S1", At: now, Fence: 7, Plan: json.RawMessage(`{"dose_mg":50}`), By: "k1"},
+		{V: 1, CommandID: "ack:a-1", Kind: codecs.CommandAlertAcknowledged, StudyID: "ONC-301", SubjectID: "S1", At: now, AlertID: "a-1", By: "k2"},
+		{V: 1, CommandID: "ack:a-1", Kind: codecs.CommandAlertAcknowledged, StudyID: "ONC-301", SubjectID: "S1", At: now, AlertID: "a-1", By: "k2"},
+		{V: 1, CommandID: "sched:S1:1", Kind: codecs.CommandCheckSchedule, SubjectID: "S1", At: now},
+	} {
+		b, _ := json.Marshal(c)
+		if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: s.names.Commands, Key: sarama.StringEncoder(c.SubjectID), Value: sarama.ByteEncoder(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitGroups(2*time.Minute, map[string][]string{"warehouse": {s.names.Commands}}, p)
+	if n := s.count("SELECT count() FROM {db}.operator_commands"); n != 2 {
+		t.Fatalf("operator_commands: %d rows, want the plan and one acknowledgement", n)
+	}
+	if n := s.count("SELECT count() FROM {db}.operator_commands WHERE kind = 'alert_acknowledged' AND alert_id = 'a-1' AND by_key = 'k2'"); n != 1 {
+		t.Fatalf("acknowledgement rows: %d", n)
+	}
+	if n := s.count("SELECT count() FROM {db}.operator_commands WHERE kind = 'plan_adjusted' AND fence = 7 AND plan = '{\"dose_mg\":50}'"); n != 1 {
+		t.Fatalf("plan rows: %d", n)
+	}
+	p.stop(t)
+}

@@ -251,7 +251,7 @@ func waitDrained(ctx context.Context, a *app, groupsDone chan error) error {
 		}
 		x, err1 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "intake"), names.Submissions)
 		y, err2 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "subject"), names.Clean, names.Commands)
-		z, err3 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "warehouse"), names.Clean, names.Alerts, names.DLQ)
+		z, err3 := consumerlag.Of(client, admin, topics.Group(a.cfg.TopicPrefix, "warehouse"), names.Clean, names.Alerts, names.DLQ, names.Commands)
 		if err := errors.Join(err1, err2, err3); err != nil || x+y+z > 0 {
 			zero = 0
 			continue

@@ -1,8 +1,10 @@
 // Package warehouse is the goka group that lands every clean submission,
-// alert and dead letter in ClickHouse, once.
+// alert, operator command and dead letter in ClickHouse, once.
 //
-// Inputs: epro-clean (codecs.CleanSubmission), epro-alerts (codecs.Alert)
-// and epro-dlq (raw bytes with dlq headers). Output: epro-dlq, for records
+// Inputs: epro-clean (codecs.CleanSubmission), epro-alerts (codecs.Alert),
+// epro-commands (codecs.Command: plan adjustments and alert
+// acknowledgements, the operators' audit trail; the scheduler's checks are
+// skipped) and epro-dlq (raw bytes with dlq headers). Output: epro-dlq, for records
 // it cannot decode and rows ClickHouse would refuse. No table: the group
 // keeps nothing of its own and assumes nothing about co-partitioning.
 //

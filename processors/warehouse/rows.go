@@ -32,6 +32,13 @@ var (
 		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
 		IDTable: "alert_ids", IDColumn: "alert_id",
 	}
+	Commands = &chsink.Table{
+		Name: "operator_commands",
+		Columns: []string{"command_id", "kind", "study_id", "subject_id", "alert_id", "fence", "plan", "by_key", "at",
+			"kafka_topic", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+		IDTable: "command_ids", IDColumn: "command_id",
+	}
 	DLQEvents = &chsink.Table{
 		Name: "dlq_events",
 		Columns: []string{"dlq_topic", "dlq_partition", "dlq_offset", "original_key", "class", "reason", "source_group",
@@ -101,6 +108,21 @@ func AlertRow(a codecs.Alert, topic string, partition int32, offset int64) (chsi
 		a.SubmittedAt.UTC(), a.RaisedAt.UTC(), e.Item, nonNilF(e.Values), e.Unit, e.Baseline, e.Threshold, e.Detail,
 		topic, uint16(partition), uint64(offset),
 	}}, nil
+}
+
+// CommandRow is the operator_commands row of c; ok is false for commands
+// that are not an operator's (the scheduler's check_schedule).
+func CommandRow(c codecs.Command, topic string, partition int32, offset int64) (row chsink.Row, ok bool, err error) {
+	if c.Kind != codecs.CommandPlanAdjusted && c.Kind != codecs.CommandAlertAcknowledged {
+		return chsink.Row{}, false, nil
+	}
+	if err := checkTime("at", c.At); err != nil {
+		return chsink.Row{}, true, err
+	}
+	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: c.CommandID, Key: c.SubjectID, Values: []any{
+		c.CommandID, c.Kind, c.StudyID, c.SubjectID, c.AlertID, c.Fence, string(c.Plan), c.By, c.At.UTC(),
+		topic, uint16(partition), uint64(offset),
+	}}, true, nil
 }
 
 func dlqRow(ctx goka.Context, raw []byte) chsink.Row {

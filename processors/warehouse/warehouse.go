@@ -46,6 +46,7 @@ func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
 		goka.Input(goka.Stream(names.Clean), new(codec.Bytes), p.onClean),
 		goka.Input(goka.Stream(names.Alerts), new(codec.Bytes), p.onAlert),
 		goka.Input(goka.Stream(names.DLQ), new(codec.Bytes), p.onDead),
+		goka.Input(goka.Stream(names.Commands), new(codec.Bytes), p.onCommand),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
 	)
 }
@@ -79,6 +80,19 @@ func (p *processor) onAlert(ctx goka.Context, msg any) {
 	}
 	row, err := AlertRow(v.(codecs.Alert), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	p.add(ctx, "alert", Alerts, raw, row, err)
+}
+
+func (p *processor) onCommand(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	v, err := codecs.JSON[codecs.Command]{}.Decode(raw)
+	if err != nil {
+		return // the subject group dead-letters commands it cannot decode
+	}
+	row, ok, err := CommandRow(v.(codecs.Command), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	if !ok {
+		return // a scheduler's check: not part of the audit trail
+	}
+	p.add(ctx, "command", Commands, raw, row, err)
 }
 
 func (p *processor) onDead(ctx goka.Context, msg any) {

@@ -255,7 +255,9 @@ func (e *env) httpRun(m mode, duration time.Duration, conns, batch int) (string,
 	wg.Wait()
 	elapsed := time.Since(start)
 	slices.Sort(lat)
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond) }
+	pct := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
+	}
 	unit := "req/s"
 	if batch > 1 {
 		unit = "submissions/s"

@@ -3,7 +3,6 @@ package processors_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -28,34 +27,6 @@ import (
 	"github.com/eprostream/eprostream/migrate"
 	"github.com/eprostream/eprostream/topics"
 )
-
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// eprostreamBinary builds the real binary once per test run (without -race:
-// it is the system under test, run as its own process so it can be killed).
-func eprostreamBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eprostream-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "eprostream")
-		out, err := exec.Command("go", "build", "-o", binary, "../cmd/eprostream").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
 
 // stack is one test's isolated slice of the real Kafka and ClickHouse.
 type stack struct {
@@ -105,7 +76,7 @@ func (s *stack) startWithEnv(name string, env []string, args ...string) *proc {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(eprostreamBinary(s.t), append([]string{"process"}, args...)...)
+	cmd := exec.Command(devstack.Binary(s.t), append([]string{"process"}, args...)...)
 	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=info",
 		"CLICKHOUSE_DATABASE="+s.db,
 		"KAFKA_BROKERS="+strings.Join(s.cfg.KafkaBrokers, ","))

@@ -54,31 +54,42 @@ func decodeStrict(body []byte, v any) string {
 	return ""
 }
 
+// readCommand reads an operator command's body into v and checks the ids
+// named in ids (path or body); false means an error was written.
+func readCommand(w http.ResponseWriter, r *http.Request, v any, ids func(*codecs.FieldErrors)) bool {
+	if !contentTypeOK(w, r, false) {
+		return false
+	}
+	body, ok := readBody(w, r, maxCommandBytes)
+	if !ok {
+		return false
+	}
+	if msg := decodeStrict(body, v); msg != "" {
+		fail(w, http.StatusBadRequest, msg)
+		return false
+	}
+	var fields codecs.FieldErrors
+	ids(&fields)
+	if len(fields) > 0 {
+		_, p := problemOf(fields)
+		writeJSON(w, http.StatusBadRequest, p)
+		return false
+	}
+	return true
+}
+
 // postPlan is POST /v1/subjects/{id}/plan: one adjustment per subject at a
 // time, under a Redis lock whose fencing token travels with the command.
 func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 	k, subject := keyOf(r), r.PathValue("id")
-	if !contentTypeOK(w, r, false) {
-		return
-	}
-	body, ok := readBody(w, r, maxCommandBytes)
-	if !ok {
-		return
-	}
 	var req PlanRequest
-	if msg := decodeStrict(body, &req); msg != "" {
-		fail(w, http.StatusBadRequest, msg)
-		return
-	}
-	var fields codecs.FieldErrors
-	checkField(&fields, "subject_id (path)", subject)
-	checkField(&fields, "study_id", req.StudyID)
-	if t := bytes.TrimSpace(req.Plan); len(t) == 0 || t[0] != '{' {
-		fields = append(fields, codecs.FieldError{Path: "plan", Reason: "must be a JSON object"})
-	}
-	if len(fields) > 0 {
-		_, p := problemOf(fields)
-		writeJSON(w, http.StatusBadRequest, p)
+	if !readCommand(w, r, &req, func(fields *codecs.FieldErrors) {
+		checkField(fields, "subject_id (path)", subject)
+		checkField(fields, "study_id", req.StudyID)
+		if t := bytes.TrimSpace(req.Plan); len(t) == 0 || t[0] != '{' {
+			*fields = append(*fields, codecs.FieldError{Path: "plan", Reason: "must be a JSON object"})
+		}
+	}) {
 		return
 	}
 	if msg := scopeProblem(k, req.StudyID); msg != "" {
@@ -108,25 +119,12 @@ func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 // command id is derived from the alert id.
 func (g *Gateway) postAck(w http.ResponseWriter, r *http.Request) {
 	k, alert := keyOf(r), r.PathValue("id")
-	if !contentTypeOK(w, r, false) {
-		return
-	}
-	body, ok := readBody(w, r, maxCommandBytes)
-	if !ok {
-		return
-	}
 	var req AckRequest
-	if msg := decodeStrict(body, &req); msg != "" {
-		fail(w, http.StatusBadRequest, msg)
-		return
-	}
-	var fields codecs.FieldErrors
-	checkField(&fields, "alert_id (path)", alert)
-	checkField(&fields, "study_id", req.StudyID)
-	checkField(&fields, "subject_id", req.SubjectID)
-	if len(fields) > 0 {
-		_, p := problemOf(fields)
-		writeJSON(w, http.StatusBadRequest, p)
+	if !readCommand(w, r, &req, func(fields *codecs.FieldErrors) {
+		checkField(fields, "alert_id (path)", alert)
+		checkField(fields, "study_id", req.StudyID)
+		checkField(fields, "subject_id", req.SubjectID)
+	}) {
 		return
 	}
 	if msg := scopeProblem(k, req.StudyID); msg != "" {

@@ -18,32 +18,8 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/apikeys"
+	"github.com/eprostream/eprostream/devstack"
 )
-
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-func eprostreamBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eprostream-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "eprostream")
-		if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/eprostream").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -64,7 +40,7 @@ func startIngest(t *testing.T, f *fixture, env, addr string, args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(eprostreamBinary(t), append([]string{"ingest", "--listen", addr}, args...)...)
+	cmd := exec.Command(devstack.Binary(t), append([]string{"ingest", "--listen", addr}, args...)...)
 	cmd.Env = append(os.Environ(), "EPRO_ENV="+env, "TOPIC_PREFIX="+f.cfg.TopicPrefix, "ADMIN_ADDR=")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,234 @@
+package views_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/config"
+	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/views"
+)
+
+// readSide is a views server on the real Kafka, in a topic prefix of its own.
+type readSide struct {
+	t        *testing.T
+	cfg      config.Config
+	names    topics.Names
+	producer sarama.SyncProducer
+	url      string
+	stop     func()
+}
+
+func newReadSide(t *testing.T) *readSide {
+	t.Helper()
+	cfg := devstack.Kafka(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	admin, err := connect.KafkaAdmin(cfg, "views-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
+		t.Fatal(err)
+	}
+	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kafkaconfig.Sarama("views-test", cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = producer.Close() })
+	return &readSide{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), producer: producer}
+}
+
+// start runs a views server (a fresh one each call, like a restart).
+func (r *readSide) start() {
+	r.t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	subjects, err := views.NewSubjects(r.cfg, r.t.TempDir(), log)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	client, err := sarama.NewClient(r.cfg.KafkaBrokers, kafkaconfig.Sarama("views-test", r.cfg.DialTimeout))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	hub := views.NewHub(client, r.names.Alerts, log)
+	srv := views.NewServer("", subjects, hub, client, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	r.url = "http://" + ln.Addr().String()
+	var once sync.Once
+	r.stop = func() { once.Do(func() { cancel(); <-done; _ = client.Close() }) }
+	r.t.Cleanup(r.stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for !subjects.Recovered() || !closed(hub.Ready()) {
+		if time.Now().After(deadline) {
+			r.t.Fatal("views did not load within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *readSide) restart() { r.stop(); r.start() }
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *readSide) send(topic, key string, v any) {
+	r.t.Helper()
+	b, _ := json.Marshal(v)
+	if _, _, err := r.producer.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(b)}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func alert(id, severity, site string) codecs.Alert {
+	now := time.Now().UTC()
+	return codecs.Alert{V: 1, AlertID: id, RuleID: "severe-symptom", RuleVersion: 1, Severity: severity, StudyID: "ONC-301",
+		SiteID: site, SubjectID: "ONC-301-001-0001", MessageID: "m-" + id, SubmittedAt: now, RaisedAt: now}
+}
+
+func TestGetSubject(t *testing.T) {
+	r := newReadSide(t)
+	r.send(r.names.SubjectTable, "ONC-301-001-0001", codecs.SubjectState{V: 1, StudyID: "ONC-301", SiteID: "SITE-001",
+		SubjectID: "ONC-301-001-0001", Reports: 4, LastAt: time.Now().Unix(),
+		Items: map[string]*codecs.ItemHistory{"PAIN_SEVERITY": {BaseN: 3, BaseSum: 3, Recent: []codecs.Point{{T: 1795000000, V: 4}}}},
+		Open:  map[string]codecs.OpenCondition{"severe-symptom/PAIN_SEVERITY": {Severity: "urgent", Since: 1795000000, AlertID: "a-1"}},
+		Acked: []string{"a-1"}})
+	r.start()
+	resp, err := http.Get(r.url + "/v1/subjects/ONC-301-001-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v views.SubjectView
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || v.Reports != 4 || len(v.OpenAlerts) != 1 || !v.OpenAlerts[0].Acknowledged ||
+		v.Baselines["PAIN_SEVERITY"].Mean != 1 || v.Recent["PAIN_SEVERITY"][0].Value != 4 {
+		t.Fatalf("%d %+v", resp.StatusCode, v)
+	}
+	if resp.Header.Get("X-View-Lag-Records") == "" || resp.Header.Get("X-View-Recovered") != "true" {
+		t.Fatalf("staleness headers %v", resp.Header)
+	}
+	for path, want := range map[string]int{"/v1/subjects/ONC-301-999-9999": 404, "/v1/subjects/bad%20id!": 400} {
+		resp, err := http.Get(r.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// sse reads one event stream; events arrive as "id alert_id".
+func sse(t *testing.T, url, lastID string) (<-chan string, func()) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %v", resp.StatusCode, resp.Header)
+	}
+	out := make(chan string, 100)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var id string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				var a codecs.Alert
+				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &a)
+				out <- id + " " + a.AlertID
+			}
+		}
+	}()
+	return out, cancel
+}
+
+func next(t *testing.T, events <-chan string) (id, alertID string) {
+	t.Helper()
+	select {
+	case e := <-events:
+		id, alertID, _ = strings.Cut(e, " ")
+		return id, alertID
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event within 20 s")
+		return "", ""
+	}
+}
+
+func TestAlertStreamFiltersAndResumes(t *testing.T) {
+	r := newReadSide(t)
+	r.start()
+	events, stop := sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001", "")
+	time.Sleep(300 * time.Millisecond) // subscribed
+	r.send(r.names.Alerts, "s1", alert("a-info", "info", "SITE-001"))
+	r.send(r.names.Alerts, "s1", alert("a-warn", "warning", "SITE-001"))
+	r.send(r.names.Alerts, "s1", alert("a-other-site", "urgent", "SITE-002"))
+	r.send(r.names.Alerts, "s1", alert("a-urgent", "urgent", "SITE-001"))
+	_, first := next(t, events)
+	lastID, second := next(t, events)
+	if first != "a-warn" || second != "a-urgent" {
+		t.Fatalf("stream gave %s, %s; want a-warn, a-urgent", first, second)
+	}
+	stop()
+	// Missed while disconnected, then a restart of the views process.
+	for i := range 3 {
+		r.send(r.names.Alerts, "s1", alert(fmt.Sprintf("a-missed-%d", i), "urgent", "SITE-001"))
+	}
+	r.restart()
+	events, stop = sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001", lastID)
+	defer stop()
+	for i := range 3 {
+		if _, got := next(t, events); got != fmt.Sprintf("a-missed-%d", i) {
+			t.Fatalf("resumed stream gave %s, want a-missed-%d", got, i)
+		}
+	}
+	resp, err := http.Get(r.url + "/v1/alerts/stream?severity=critical")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad severity: %d", resp.StatusCode)
+	}
+}

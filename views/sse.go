@@ -1,0 +1,82 @@
+package views
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/eprostream/eprostream/codecs"
+)
+
+// streamAlerts is GET /v1/alerts/stream: Server-Sent Events, one "alert"
+// event per alert with its JSON as data and "<partition>-<offset>" as id.
+// Filters: ?study=, ?site=, ?severity= (the lowest severity wanted).
+// A reconnecting client sends Last-Event-ID (EventSource does so by itself)
+// and gets every alert after it first.
+func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := Filter{Study: q.Get("study"), Site: q.Get("site"), MinSeverity: q.Get("severity")}
+	if msg := checkFilter(f); msg != "" {
+		writeJSON(w, http.StatusBadRequest, problem{Error: msg})
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeJSON(w, http.StatusInternalServerError, problem{Error: "streaming is not supported by this connection"})
+		return
+	}
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = q.Get("last_event_id") // for clients that cannot set headers
+	}
+	sub, backlog := s.hub.Subscribe(last, f)
+	defer s.hub.Unsubscribe(sub)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 2000\n\n")
+	for _, ev := range backlog {
+		writeEvent(w, ev)
+	}
+	flusher.Flush()
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-sub.C:
+			if !ok {
+				return // fell behind or shutting down: the client resumes with Last-Event-ID
+			}
+			writeEvent(w, ev)
+			for more := len(sub.C); more > 0; more-- { // send what queued up in one flush
+				if ev, ok = <-sub.C; ok {
+					writeEvent(w, ev)
+				}
+			}
+			flusher.Flush()
+		case <-heartbeat.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, ev Event) {
+	fmt.Fprintf(w, "id: %s\nevent: alert\ndata: %s\n\n", ev.ID, ev.Data)
+}
+
+func checkFilter(f Filter) string {
+	for name, v := range map[string]string{"study": f.Study, "site": f.Site} {
+		if v != "" && codecs.CheckID(v) != nil {
+			return name + " is not a valid id"
+		}
+	}
+	if f.MinSeverity != "" && codecs.SeverityRank(f.MinSeverity) == 0 {
+		return "severity must be info, warning or urgent"
+	}
+	return ""
+}

@@ -1,0 +1,231 @@
+package views
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/codecs"
+)
+
+// Hub follows epro-alerts and fans every alert out to the live
+// subscribers of this process, keeping the latest ones in a ring so a
+// subscriber that reconnects with the id of the last alert it saw
+// (SSE's Last-Event-ID) gets everything after it and misses nothing.
+//
+// An alert's event id is "<partition>-<offset>" on epro-alerts. On start
+// the ring is filled with the latest Backfill alerts of each partition, so
+// resumption also works across a restart of the process. An id no longer
+// in the ring (older than RingSize alerts) is answered with the whole ring:
+// at-least-once, and subscribers drop repeats by alert_id. A subscriber
+// that falls more than its buffer behind is disconnected; it reconnects
+// with its last id and catches up from the ring.
+type Hub struct {
+	client   sarama.Client
+	topic    string
+	log      *slog.Logger
+	RingSize int   // alerts kept for resumption
+	Backfill int64 // alerts per partition read at start
+	Buffer   int   // events a subscriber may be behind before it is dropped
+
+	mu    sync.Mutex
+	ring  []Event
+	first uint64            // sequence number of ring[0]
+	index map[string]uint64 // event id → sequence number
+	subs  map[*Subscription]struct{}
+	ready chan struct{}
+}
+
+// Event is one alert as the stream sends it.
+type Event struct {
+	ID    string // "<partition>-<offset>"
+	Alert codecs.Alert
+	Data  []byte // the alert's JSON
+}
+
+// Filter selects alerts; empty fields match everything.
+type Filter struct {
+	Study, Site string
+	MinSeverity string // info, warning or urgent
+}
+
+// Match reports whether a passes the filter.
+func (f Filter) Match(a codecs.Alert) bool {
+	return (f.Study == "" || f.Study == a.StudyID) && (f.Site == "" || f.Site == a.SiteID) &&
+		codecs.SeverityRank(a.Severity) >= codecs.SeverityRank(f.MinSeverity)
+}
+
+// Subscription is one live subscriber.
+type Subscription struct {
+	C      chan Event // closed when the subscriber fell behind
+	filter Filter
+}
+
+// NewHub returns a hub of topic read through client.
+func NewHub(client sarama.Client, topic string, log *slog.Logger) *Hub {
+	return &Hub{client: client, topic: topic, log: log, RingSize: 50_000, Backfill: 5_000, Buffer: 1024,
+		index: map[string]uint64{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}
+}
+
+// Ready is closed once the backfill is in the ring.
+func (h *Hub) Ready() <-chan struct{} { return h.ready }
+
+// Run follows the topic until ctx ends.
+func (h *Hub) Run(ctx context.Context) error {
+	consumer, err := sarama.NewConsumerFromClient(h.client)
+	if err != nil {
+		return fmt.Errorf("views: alert stream: %w", err)
+	}
+	defer consumer.Close()
+	parts, err := h.client.Partitions(h.topic)
+	if err != nil {
+		return fmt.Errorf("views: alert stream: %s: %w", h.topic, err)
+	}
+	msgs := make(chan *sarama.ConsumerMessage, 1024)
+	pending := 0 // partitions still reading their backfill
+	ends := map[int32]int64{}
+	for _, p := range parts {
+		pc, end, err := h.consume(consumer, p)
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		if end > 0 {
+			ends[p] = end
+			pending++
+		}
+		go func() {
+			for m := range pc.Messages() {
+				select {
+				case msgs <- m:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	if pending == 0 {
+		close(h.ready)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			h.closeAll()
+			return nil
+		case m := <-msgs:
+			h.publish(m)
+			if end, ok := ends[m.Partition]; ok && m.Offset >= end-1 {
+				delete(ends, m.Partition)
+				if pending--; pending == 0 {
+					close(h.ready)
+				}
+			}
+		}
+	}
+}
+
+// consume starts partition p Backfill records before its end; end is the
+// partition's high-water mark at start.
+func (h *Hub) consume(consumer sarama.Consumer, p int32) (sarama.PartitionConsumer, int64, error) {
+	oldest, err := h.client.GetOffset(h.topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return nil, 0, fmt.Errorf("views: alert stream: %w", err)
+	}
+	end, err := h.client.GetOffset(h.topic, p, sarama.OffsetNewest)
+	if err != nil {
+		return nil, 0, fmt.Errorf("views: alert stream: %w", err)
+	}
+	pc, err := consumer.ConsumePartition(h.topic, p, max(oldest, end-h.Backfill))
+	if err != nil {
+		return nil, 0, fmt.Errorf("views: alert stream: partition %d: %w", p, err)
+	}
+	if end <= oldest {
+		end = 0 // nothing to backfill
+	}
+	return pc, end, nil
+}
+
+func (h *Hub) publish(m *sarama.ConsumerMessage) {
+	var a codecs.Alert
+	if err := json.Unmarshal(m.Value, &a); err != nil || a.AlertID == "" {
+		h.log.Debug("alert stream: undecodable record skipped", "partition", m.Partition, "offset", m.Offset)
+		return
+	}
+	ev := Event{ID: strconv.Itoa(int(m.Partition)) + "-" + strconv.FormatInt(m.Offset, 10), Alert: a, Data: m.Value}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.index[ev.ID] = h.first + uint64(len(h.ring))
+	h.ring = append(h.ring, ev)
+	if over := len(h.ring) - h.RingSize; over > 0 {
+		for _, old := range h.ring[:over] {
+			delete(h.index, old.ID)
+		}
+		h.ring = append(h.ring[:0:0], h.ring[over:]...)
+		h.first += uint64(over)
+	}
+	for s := range h.subs {
+		if !s.filter.Match(a) {
+			continue
+		}
+		select {
+		case s.C <- ev:
+		default: // fell behind: drop it; it resumes from the ring
+			delete(h.subs, s)
+			close(s.C)
+		}
+	}
+}
+
+// Subscribe registers a subscriber and returns it with the backlog it
+// missed after lastID ("" for none: live alerts only).
+func (h *Hub) Subscribe(lastID string, f Filter) (*Subscription, []Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &Subscription{C: make(chan Event, h.Buffer), filter: f}
+	h.subs[s] = struct{}{}
+	if lastID == "" {
+		return s, nil
+	}
+	from := 0
+	if seq, ok := h.index[lastID]; ok {
+		from = int(seq-h.first) + 1
+	}
+	var backlog []Event
+	for _, ev := range h.ring[from:] {
+		if f.Match(ev.Alert) {
+			backlog = append(backlog, ev)
+		}
+	}
+	return s, backlog
+}
+
+// Unsubscribe removes s.
+func (h *Hub) Unsubscribe(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		close(s.C)
+	}
+}
+
+func (h *Hub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		delete(h.subs, s)
+		close(s.C)
+	}
+}
+
+// Subscribers is the number of live subscribers.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}

@@ -46,6 +46,6 @@ flags win over the environment.`,
 	root.SetErr(stderr)
 	a.cfg.RegisterFlags(root.PersistentFlags())
 	root.AddCommand(newMigrateCmd(a), newCheckCmd(a), newProcessCmd(a), newLoadgenCmd(a), newDemoCmd(a),
-		newIngestCmd(a), newAPIKeyCmd(a), newServeCmd(a), newViewsCmd(a))
+		newIngestCmd(a), newAPIKeyCmd(a), newServeCmd(a), newViewsCmd(a), newWebhookCmd(a))
 	return root
 }

@@ -12,43 +12,93 @@ import (
 	"github.com/eprostream/eprostream/admin"
 	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/processors/webhook"
 	"github.com/eprostream/eprostream/topics"
 	"github.com/eprostream/eprostream/views"
+	"github.com/eprostream/eprostream/webhooks"
 )
 
+type viewsFlags struct {
+	listen, stateDir string
+	webhooks         bool
+}
+
 func newViewsCmd(a *app) *cobra.Command {
-	var listen, stateDir string
+	f := viewsFlags{}
 	cmd := &cobra.Command{
 		Use:   "views",
-		Short: "Serve the read side: subject views, the live alert stream, the dashboard, goka's monitor",
+		Short: "Serve the read side: subject views, site dashboards, the live alert stream, webhooks, the dashboard page",
 		Long: `views keeps a local copy of subject-table and the latest alerts and serves:
   GET /v1/subjects/{id}   a subject's state (X-View-Lag-Records says how fresh)
+  GET /v1/sites?study=    site dashboards (from ClickHouse, cached in Redis)
+  GET /v1/studies         studies with submissions (cached)
   GET /v1/alerts/stream   Server-Sent Events, ?study= ?site= ?severity=, resumes with Last-Event-ID
   GET /                   the dashboard page
-  /monitor/               goka's monitor of the view`,
+  /monitor/               goka's monitor of the views
+With --webhooks (default) it also delivers every alert to the webhook
+subscriptions of 'eprostream webhook create', as the consumer group "webhooks".`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			subjects, err := views.NewSubjects(a.cfg, stateDir, a.log)
-			if err != nil {
-				return err
-			}
-			client, err := sarama.NewClient(a.cfg.KafkaBrokers, kafkaconfig.Sarama("eprostream-views", a.cfg.DialTimeout))
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			hub := views.NewHub(client, topics.NewNames(a.cfg.TopicPrefix).Alerts, a.log)
-			srv := views.NewServer(listen, subjects, hub, client, a.log)
-			g, ctx := errgroup.WithContext(cmd.Context())
-			g.Go(func() error { return srv.Run(ctx) })
-			if a.cfg.AdminAddr != "" {
-				checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
-				g.Go(func() error { return admin.New(a.cfg.AdminAddr, admin.NewRegistry(), checks, a.log).Run(ctx) })
-			}
-			return g.Wait()
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runViews(cmd.Context(), a, f) },
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address of the read API and dashboard")
-	cmd.Flags().StringVar(&stateDir, "state-dir", filepath.Join(os.TempDir(), "eprostream-views"), "local copy of subject-table (rebuilt from Kafka when missing)")
+	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:8081", "address of the read API and dashboard")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "eprostream-views"), "local copy of subject-table (rebuilt from Kafka when missing)")
+	cmd.Flags().BoolVar(&f.webhooks, "webhooks", true, "deliver alerts to webhook subscriptions")
 	return cmd
+}
+
+func runViews(ctx context.Context, a *app, f viewsFlags) error {
+	names := topics.NewNames(a.cfg.TopicPrefix)
+	reg := admin.NewRegistry()
+	subjects, err := views.NewSubjects(a.cfg, filepath.Join(f.stateDir, "subjects"), a.log)
+	if err != nil {
+		return err
+	}
+	client, err := sarama.NewClient(a.cfg.KafkaBrokers, kafkaconfig.Sarama("eprostream-views", a.cfg.DialTimeout))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	ch, err := connect.ClickHouse(a.cfg, a.cfg.ClickHouseDatabase)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	rdb := connect.RedisFailFast(a.cfg)
+	defer rdb.Close()
+	sites, err := views.NewSites(ch, a.cfg.ClickHouseDatabase, rdb, a.cfg.RedisPrefix(), reg, a.log)
+	if err != nil {
+		return err
+	}
+	srv := views.NewServer(f.listen, subjects, views.NewHub(client, names.Alerts, a.log), client, a.log)
+	srv.Handle(sites.Register)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(ctx) })
+	if f.webhooks {
+		if err := startWebhooks(ctx, g, a, names, f.stateDir); err != nil {
+			return err
+		}
+	}
+	if a.cfg.AdminAddr != "" {
+		checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
+		g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Run(ctx) })
+	}
+	return g.Wait()
+}
+
+func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.Names, stateDir string) error {
+	rdb := connect.Redis(a.cfg)
+	deliverer, err := webhooks.New(webhooks.Config{}, webhooks.Deps{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Log: a.log})
+	if err != nil {
+		_ = rdb.Close()
+		return err
+	}
+	proc, err := webhook.New(a.cfg.KafkaBrokers, names, webhook.Deps{Deliverer: deliverer, Log: a.log},
+		kafkaconfig.GokaOptions(a.cfg, "eprostream-webhooks", filepath.Join(stateDir, "webhooks"), a.log)...)
+	if err != nil {
+		_ = rdb.Close()
+		return err
+	}
+	g.Go(func() error { defer rdb.Close(); return deliverer.Run(ctx) })
+	g.Go(func() error { return proc.Run(ctx) })
+	return nil
 }

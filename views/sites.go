@@ -1,0 +1,208 @@
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/hotcache"
+)
+
+// SiteDashboard is one site's line on the dashboard.
+type SiteDashboard struct {
+	StudyID        string `json:"study_id"`
+	SiteID         string `json:"site_id"`
+	ActiveSubjects uint64 `json:"active_subjects"` // reported in the last 7 days
+	ReportsToday   uint64 `json:"reports_today"`   // UTC day
+	OpenUrgent     uint64 `json:"open_urgent"`     // raised in the last 7 days, not acknowledged
+	OpenWarning    uint64 `json:"open_warning"`
+	OpenInfo       uint64 `json:"open_info"`
+	// Compliance is the share of active subjects who reported in the last
+	// 24 hours: daily-diary compliance.
+	Compliance float64 `json:"compliance"`
+}
+
+// Sites serves per-site dashboards computed from the warehouse and cached
+// in Redis (hotcache: ids validated and unknown studies cached as misses,
+// one rebuild per key across processes, TTLs spread). The warehouse is the
+// source because compliance and "today" need every submission, which only
+// ClickHouse keeps; the cache keeps a storm of dashboards from reaching it:
+// each study is computed at most once per TTL (1 minute) by all processes
+// together. The list of studies (reference data) is cached the same way.
+type Sites struct {
+	conn       driver.Conn
+	db         string
+	dashboards *hotcache.Cache[[]SiteDashboard]
+	studies    *hotcache.Cache[[]string]
+	log        *slog.Logger
+}
+
+// NewSites returns site dashboards of database db, cached under prefix.
+func NewSites(conn driver.Conn, db string, rdb redis.UniversalClient, prefix string, reg prometheus.Registerer, log *slog.Logger) (*Sites, error) {
+	s := &Sites{conn: conn, db: db, log: log}
+	var err error
+	s.dashboards, err = hotcache.New(rdb, prefix, hotcache.Config[[]SiteDashboard]{Name: "site_dashboards",
+		Valid: codecs.CheckID, TTL: time.Minute, NegativeTTL: 30 * time.Second, Registry: reg, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("views: %w", err)
+	}
+	s.studies, err = hotcache.New(rdb, prefix, hotcache.Config[[]string]{Name: "studies",
+		Valid: func(k string) error { return nil }, TTL: 5 * time.Minute, Registry: reg, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("views: %w", err)
+	}
+	return s, nil
+}
+
+// Register adds GET /v1/sites?study= and GET /v1/studies.
+func (s *Sites) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/sites", s.getSites)
+	mux.HandleFunc("GET /v1/studies", s.getStudies)
+}
+
+func (s *Sites) getStudies(w http.ResponseWriter, r *http.Request) {
+	studies, err := s.Studies(r.Context())
+	if err != nil {
+		s.log.Warn("studies unavailable", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the study list cannot be read right now"})
+		return
+	}
+	writeJSON(w, http.StatusOK, studies)
+}
+
+// getSites answers the dashboards of ?study=, or of every study.
+func (s *Sites) getSites(w http.ResponseWriter, r *http.Request) {
+	studies := []string{r.URL.Query().Get("study")}
+	if studies[0] == "" {
+		var err error
+		if studies, err = s.Studies(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the study list cannot be read right now"})
+			return
+		}
+	}
+	out := []SiteDashboard{}
+	for _, study := range studies {
+		d, err := s.Dashboards(r.Context(), study)
+		switch {
+		case errors.Is(err, hotcache.ErrBadKey):
+			writeJSON(w, http.StatusBadRequest, problem{Error: "study is not a valid id"})
+			return
+		case errors.Is(err, hotcache.ErrNotFound):
+			if len(studies) == 1 {
+				writeJSON(w, http.StatusNotFound, problem{Error: "no submissions for this study in the last 7 days"})
+				return
+			}
+		case err != nil:
+			s.log.Warn("site dashboards unavailable", "study_id", study, "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, problem{Error: "site dashboards cannot be computed right now"})
+			return
+		}
+		out = append(out, d...)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Studies lists the studies with submissions, through the cache.
+func (s *Sites) Studies(ctx context.Context) ([]string, error) {
+	return s.studies.Get(ctx, "all", func(ctx context.Context) ([]string, error) {
+		var out []string
+		rows, err := s.conn.Query(ctx, "SELECT DISTINCT study_id FROM `"+s.db+"`.submissions ORDER BY study_id")
+		if err != nil {
+			return nil, fmt.Errorf("views: studies: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, fmt.Errorf("views: studies: %w", err)
+			}
+			out = append(out, id)
+		}
+		return out, rows.Err()
+	})
+}
+
+// Dashboards returns a study's site dashboards, through the cache;
+// hotcache.ErrNotFound when the study has no recent submissions.
+func (s *Sites) Dashboards(ctx context.Context, study string) ([]SiteDashboard, error) {
+	return s.dashboards.Get(ctx, study, func(ctx context.Context) ([]SiteDashboard, error) {
+		return s.compute(ctx, study)
+	})
+}
+
+const sitesSQL = `SELECT site_id,
+    uniqExact(subject_id) AS active,
+    countIf(toDate(submitted_at) = today()) AS today,
+    uniqExactIf(subject_id, submitted_at >= now() - 86400) AS recent
+FROM %[1]s.submissions
+WHERE study_id = ? AND submitted_at >= now() - 7 * 86400
+GROUP BY site_id ORDER BY site_id`
+
+const openAlertsSQL = `SELECT site_id, toString(severity) AS sev, count() AS n
+FROM %[1]s.alerts
+WHERE study_id = ? AND raised_at >= now() - 7 * 86400
+  AND alert_id NOT IN (SELECT alert_id FROM %[1]s.operator_commands WHERE study_id = ? AND kind = 'alert_acknowledged')
+GROUP BY site_id, sev`
+
+func (s *Sites) compute(ctx context.Context, study string) ([]SiteDashboard, error) {
+	db := "`" + s.db + "`"
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(sitesSQL, db), study)
+	if err != nil {
+		return nil, fmt.Errorf("views: site dashboards: %w", err)
+	}
+	var out []SiteDashboard
+	for rows.Next() {
+		d := SiteDashboard{StudyID: study}
+		var recent uint64
+		if err := rows.Scan(&d.SiteID, &d.ActiveSubjects, &d.ReportsToday, &recent); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("views: site dashboards: %w", err)
+		}
+		if d.ActiveSubjects > 0 {
+			d.Compliance = float64(recent) / float64(d.ActiveSubjects)
+		}
+		out = append(out, d)
+	}
+	rows.Close()
+	if len(out) == 0 {
+		return nil, hotcache.ErrNotFound
+	}
+	return out, s.addOpenAlerts(ctx, db, study, out)
+}
+
+func (s *Sites) addOpenAlerts(ctx context.Context, db, study string, out []SiteDashboard) error {
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(openAlertsSQL, db), study, study)
+	if err != nil {
+		return fmt.Errorf("views: open alerts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var site, sev string
+		var n uint64
+		if err := rows.Scan(&site, &sev, &n); err != nil {
+			return fmt.Errorf("views: open alerts: %w", err)
+		}
+		i := slices.IndexFunc(out, func(d SiteDashboard) bool { return d.SiteID == site })
+		if i < 0 {
+			continue // a site with alerts but no submission this week
+		}
+		switch sev {
+		case codecs.SeverityUrgent:
+			out[i].OpenUrgent = n
+		case codecs.SeverityWarning:
+			out[i].OpenWarning = n
+		default:
+			out[i].OpenInfo = n
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,118 @@
+package views_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/eprostream/eprostream/chsink"
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/processors/warehouse"
+	"github.com/eprostream/eprostream/views"
+)
+
+func insert(t *testing.T, conn driver.Conn, db string, table *chsink.Table, rows ...chsink.Row) {
+	t.Helper()
+	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO `"+db+"`."+table.Name+" ("+strings.Join(table.Columns, ", ")+")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := batch.Append(r.Values...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
+	conn, db := devstack.ClickHouse(t)
+	rdb, prefix := devstack.Redis(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	if err := migrate.ClickHouse(ctx, conn, db, log); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	sub := func(id, site, subject string, at time.Time) chsink.Row {
+		v := 2.0
+		r, err := warehouse.SubmissionRow(codecs.CleanSubmission{V: 1, MessageID: id, StudyID: "ONC-301", SiteID: site,
+			SubjectID: subject, Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: at, ReceivedAt: at,
+			Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, "clean", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	insert(t, conn, db, warehouse.Submissions,
+		sub("m1", "SITE-001", "S1", now.Add(-time.Hour)), sub("m2", "SITE-001", "S2", now.Add(-2*time.Hour)),
+		sub("m3", "SITE-001", "S3", now.Add(-72*time.Hour)), sub("m4", "SITE-002", "S4", now.Add(-time.Minute)))
+	alert := func(id, sev, site string) chsink.Row {
+		r, err := warehouse.AlertRow(codecs.Alert{V: 1, AlertID: id, RuleID: "r", RuleVersion: 1, Severity: sev, StudyID: "ONC-301",
+			SiteID: site, SubjectID: "S1", MessageID: "m1", SubmittedAt: now, RaisedAt: now}, "alerts", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	insert(t, conn, db, warehouse.Alerts, alert("a1", "urgent", "SITE-001"), alert("a2", "urgent", "SITE-001"), alert("a3", "warning", "SITE-002"))
+	ack, _, _ := warehouse.CommandRow(codecs.Command{CommandID: "ack:a2", Kind: codecs.CommandAlertAcknowledged, StudyID: "ONC-301",
+		SubjectID: "S1", AlertID: "a2", At: now}, "commands", 0, 0)
+	insert(t, conn, db, warehouse.Commands, ack)
+
+	sites, err := views.NewSites(conn, db, rdb, prefix, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	sites.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	status, body := get("/v1/sites?study=ONC-301")
+	var got []views.SiteDashboard
+	_ = json.Unmarshal(body, &got)
+	if status != 200 || len(got) != 2 {
+		t.Fatalf("%d %s", status, body)
+	}
+	s1, s2 := got[0], got[1]
+	if s1.SiteID != "SITE-001" || s1.ActiveSubjects != 3 || s1.ReportsToday == 0 || s1.OpenUrgent != 1 ||
+		s1.Compliance < 0.66 || s1.Compliance > 0.67 || s2.ActiveSubjects != 1 || s2.OpenWarning != 1 || s2.Compliance != 1 {
+		t.Fatalf("dashboards %+v", got)
+	}
+	if ttl := rdb.PTTL(ctx, prefix+"hot:site_dashboards:val:ONC-301").Val(); ttl <= 0 || ttl > 70*time.Second {
+		t.Fatalf("cached dashboard TTL %v", ttl)
+	}
+	if status, _ := get("/v1/sites?study=XYZ-999"); status != 404 {
+		t.Fatalf("unknown study: %d", status)
+	}
+	if v := rdb.Get(ctx, prefix+"hot:site_dashboards:val:XYZ-999").Val(); v != "n" {
+		t.Fatalf("unknown study not cached as a miss: %q", v)
+	}
+	if status, _ := get("/v1/sites?study=bad%20id"); status != 400 {
+		t.Fatalf("bad study id: %d", status)
+	}
+	if status, body := get("/v1/studies"); status != 200 || string(body) != "[\"ONC-301\"]\n" {
+		t.Fatalf("studies: %d %s", status, body)
+	}
+}

@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build demo test vet fmt-check unit bench-anchors bench-spine bench-sink bench-gateway bench-micro compose-check
+.PHONY: up down status build browser demo test vet fmt-check unit bench-anchors bench-spine bench-sink bench-gateway bench-micro compose-check
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -32,7 +32,10 @@ fmt-check:
 # `up` starts. Fault tests, which stop services of the stack, run afterwards on
 # their own. The full log is kept in .devstack/test.log.
 TESTFILTER := grep --line-buffered -E '^(--- (PASS|FAIL|SKIP)|FAIL|ok |PASS$$|panic:)|^\s+\S+_test\.go:[0-9]+:'
-test: up vet fmt-check compose-check
+browser: ## headless Chromium for the dashboard test (Debian's chromium)
+	@command -v chromium >/dev/null || $(STACK) apt chromium
+
+test: up browser vet fmt-check compose-check
 	@echo "==> go test $(TESTFLAGS) ./... (against Kafka, Redis and ClickHouse on 127.0.0.1)"
 	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
 	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./emitters/gateway/ (stop and start ClickHouse, Kafka, Redis)"

@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build browser demo test vet fmt-check unit bench-anchors bench-spine bench-sink bench-gateway bench-micro compose-check
+.PHONY: up down status build browser demo test vet fmt-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -60,6 +60,10 @@ bench-sink: up ## warehouse sink beside a bare PrepareBatch loop, latency at 5k 
 
 bench-gateway: up ## the ingest API with wrk beside Kafka's and Redis's own tools
 	bash bench/gateway.sh
+
+bench-views: up ## GET subject with wrk, cached site dashboards, SSE fan-out to 1,000 subscribers
+	command -v wrk >/dev/null || $(STACK) apt wrk
+	$(GO) run ./bench/viewsbench
 
 bench-micro: ## codec, rule and callback micro-benchmarks (no stack needed)
 	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./loadgen

@@ -206,3 +206,9 @@ func (s *Sites) addOpenAlerts(ctx context.Context, db, study string, out []SiteD
 	}
 	return rows.Err()
 }
+
+// Stats are the caches' counters: hits, misses and backing-store loads of
+// the site dashboards and of the study list.
+func (s *Sites) Stats() (dashboards, studies hotcache.Stats) {
+	return s.dashboards.Stats(), s.studies.Stats()
+}

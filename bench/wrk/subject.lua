@@ -1,0 +1,6 @@
+-- wrk script: GET /v1/subjects/{id} for random subjects of SUBJECTS
+-- (ids "BENCH-<n>", 0 <= n < SUBJECTS).
+local n = tonumber(os.getenv("SUBJECTS") or "5000")
+function request()
+  return wrk.format("GET", "/v1/subjects/BENCH-" .. math.random(0, n - 1))
+end

@@ -343,7 +343,9 @@ func (b *bench) fanOut(subscribers, alerts int) error {
 	if len(delays) == 0 {
 		return fmt.Errorf("no alert reached a subscriber")
 	}
-	pct := func(p float64) time.Duration { return delays[min(len(delays)-1, int(p*float64(len(delays))))].Round(time.Millisecond) }
+	pct := func(p float64) time.Duration {
+		return delays[min(len(delays)-1, int(p*float64(len(delays))))].Round(time.Millisecond)
+	}
 	fmt.Printf("| SSE fan-out: %d subscribers × %d alerts (20/s), alert sent to Kafka → event read by a subscriber | %d of %d events; p50 %s, p99 %s, max %s | `go run ./bench/viewsbench` |\n",
 		subscribers, alerts, len(delays), subscribers*alerts, pct(0.5), pct(0.99), delays[len(delays)-1].Round(time.Millisecond))
 	return nil

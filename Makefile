@@ -19,8 +19,9 @@ status: ## one line per service
 build:
 	$(GO) build -o bin/eprostream ./cmd/eprostream
 
-demo: up build ## a minute of a synthetic trial through the groups, then what happened
-	bin/eprostream demo
+DEMO_LINGER ?= 2m
+demo: up build ## a minute of a synthetic trial through the groups, then what happened; the dashboard stays up DEMO_LINGER
+	bin/eprostream demo --linger $(DEMO_LINGER)
 
 vet:
 	$(GO) vet ./...

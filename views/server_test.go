@@ -223,6 +223,14 @@ func TestAlertStreamFiltersAndResumes(t *testing.T) {
 			t.Fatalf("resumed stream gave %s, want a-missed-%d", got, i)
 		}
 	}
+	// A new page starts with the latest alerts.
+	latest, stopLatest := sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001&recent=2", "")
+	defer stopLatest()
+	for i := 1; i < 3; i++ {
+		if _, got := next(t, latest); got != fmt.Sprintf("a-missed-%d", i) {
+			t.Fatalf("recent=2 gave %s, want a-missed-%d", got, i)
+		}
+	}
 	resp, err := http.Get(r.url + "/v1/alerts/stream?severity=critical")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package views
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
@@ -10,8 +11,9 @@ import (
 
 // streamAlerts is GET /v1/alerts/stream: Server-Sent Events, one "alert"
 // event per alert with its JSON as data and "<partition>-<offset>" as id.
-// Filters: ?study=, ?site=, ?severity= (the lowest severity wanted).
-// A reconnecting client sends Last-Event-ID (EventSource does so by itself)
+// Filters: ?study=, ?site=, ?severity= (the lowest severity wanted);
+// ?recent=N starts with the latest N matching alerts (at most 1000). A
+// reconnecting client sends Last-Event-ID (EventSource does so by itself)
 // and gets every alert after it first.
 func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -29,7 +31,12 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 	if last == "" {
 		last = q.Get("last_event_id") // for clients that cannot set headers
 	}
-	sub, backlog := s.hub.Subscribe(last, f)
+	recent, err := strconv.Atoi(q.Get("recent"))
+	if q.Get("recent") != "" && (err != nil || recent < 0 || recent > 1000) {
+		writeJSON(w, http.StatusBadRequest, problem{Error: "recent must be a number from 0 to 1000"})
+		return
+	}
+	sub, backlog := s.hub.Subscribe(last, recent, f)
 	defer s.hub.Unsubscribe(sub)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

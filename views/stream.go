@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -182,14 +183,22 @@ func (h *Hub) publish(m *sarama.ConsumerMessage) {
 }
 
 // Subscribe registers a subscriber and returns it with the backlog it
-// missed after lastID ("" for none: live alerts only).
-func (h *Hub) Subscribe(lastID string, f Filter) (*Subscription, []Event) {
+// missed after lastID; without lastID, the latest recent alerts that match
+// (0 for live alerts only).
+func (h *Hub) Subscribe(lastID string, recent int, f Filter) (*Subscription, []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := &Subscription{C: make(chan Event, h.Buffer), filter: f}
 	h.subs[s] = struct{}{}
 	if lastID == "" {
-		return s, nil
+		var backlog []Event
+		for i := len(h.ring) - 1; i >= 0 && len(backlog) < recent; i-- {
+			if f.Match(h.ring[i].Alert) {
+				backlog = append(backlog, h.ring[i])
+			}
+		}
+		slices.Reverse(backlog)
+		return s, backlog
 	}
 	from := 0
 	if seq, ok := h.index[lastID]; ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -25,7 +26,8 @@ import (
 
 func newDemoCmd(a *app) *cobra.Command {
 	lf := &loadgenFlags{}
-	var duration time.Duration
+	var duration, linger time.Duration
+	var dashboard string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the groups on a synthetic trial for about a minute and report what happened",
@@ -35,15 +37,17 @@ process, sends a synthetic trial for --duration at --rate, waits until every
 record is processed, and prints throughput, alerts per rule, the DLQ count and
 the time from submission to alert.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, a, lf, duration) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, a, lf, duration, dashboard, linger) },
 	}
 	lf.register(cmd)
 	cmd.Flags().DurationVar(&duration, "duration", time.Minute, "how long to send load")
+	cmd.Flags().StringVar(&dashboard, "dashboard", "127.0.0.1:8081", "address of the dashboard during the demo; empty disables it")
+	cmd.Flags().DurationVar(&linger, "linger", 0, "keep the dashboard up this long after the report (Ctrl-C ends it sooner)")
 	_ = cmd.Flags().Set("subjects-per-site", "100")
 	return cmd
 }
 
-func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duration) error {
+func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duration, dashboard string, linger time.Duration) error {
 	ctx := cmd.Context()
 	stamp := time.Now().UTC().Format("20060102_150405")
 	if !cmd.Flags().Changed("topic-prefix") && os.Getenv("TOPIC_PREFIX") == "" {
@@ -78,6 +82,16 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 		groupsDone <- runProcess(groupsCtx, a, processFlags{group: "all", stateDir: stateDir})
 	}()
 	defer func() { stopGroups(); <-groupsDone }()
+	if dashboard != "" {
+		viewsDone := make(chan error, 1)
+		viewsApp := *a
+		viewsApp.cfg.AdminAddr = "" // the groups serve this process's admin endpoints
+		go func() {
+			viewsDone <- runViews(groupsCtx, &viewsApp, viewsFlags{listen: dashboard, stateDir: filepath.Join(stateDir, "views")})
+		}()
+		defer func() { stopGroups(); <-viewsDone }()
+		fmt.Fprintf(a.stdout, "demo: dashboard at http://%s/ (live alerts, site compliance, subject timelines)\n", dashboard)
+	}
 
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
@@ -108,7 +122,17 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 	if err := queryableReport(ctx, a, sentAt); err != nil {
 		return err
 	}
-	return analystReport(ctx, a, lf.gen.Days)
+	if err := analystReport(ctx, a, lf.gen.Days); err != nil {
+		return err
+	}
+	if dashboard != "" && linger > 0 {
+		fmt.Fprintf(a.stdout, "\ndemo: the dashboard stays up at http://%s/ for %s (Ctrl-C to stop)\n", dashboard, linger)
+		select {
+		case <-ctx.Done():
+		case <-time.After(linger):
+		}
+	}
+	return nil
 }
 
 // queryableReport prints how long submissions took from the load

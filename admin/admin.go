@@ -28,6 +28,16 @@ type Server struct {
 	registry     *prometheus.Registry
 	log          *slog.Logger
 	checkTimeout time.Duration
+	mounts       map[string]http.Handler
+}
+
+// Mount serves h under pattern (e.g. "/monitor/" for goka's monitor).
+func (s *Server) Mount(pattern string, h http.Handler) *Server {
+	if s.mounts == nil {
+		s.mounts = map[string]http.Handler{}
+	}
+	s.mounts[pattern] = h
+	return s
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors,
@@ -51,6 +61,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	for pattern, h := range s.mounts {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 

@@ -64,3 +64,12 @@ func TestRunReportsBusyPort(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+func TestMount(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := admin.New("127.0.0.1:0", admin.NewRegistry(), nil, log).
+		Mount("/monitor/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "monitor") })).Handler()
+	if code, body := get(t, h, "/monitor/"); code != 200 || body != "monitor" {
+		t.Fatalf("/monitor/ = %d %q", code, body)
+	}
+}

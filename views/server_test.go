@@ -137,7 +137,7 @@ func TestGetSubject(t *testing.T) {
 	if resp.Header.Get("X-View-Lag-Records") == "" || resp.Header.Get("X-View-Recovered") != "true" {
 		t.Fatalf("staleness headers %v", resp.Header)
 	}
-	for path, want := range map[string]int{"/v1/subjects/ONC-301-999-9999": 404, "/v1/subjects/bad%20id!": 400} {
+	for path, want := range map[string]int{"/v1/subjects/ONC-301-999-9999": 404, "/v1/subjects/bad%20id!": 400, "/monitor/": 200, "/": 200} {
 		resp, err := http.Get(r.url + path)
 		if err != nil {
 			t.Fatal(err)

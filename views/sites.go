@@ -63,10 +63,59 @@ func NewSites(conn driver.Conn, db string, rdb redis.UniversalClient, prefix str
 	return s, nil
 }
 
-// Register adds GET /v1/sites?study= and GET /v1/studies.
+// StudySummary adds up a study's site dashboards.
+type StudySummary struct {
+	StudyID        string  `json:"study_id"`
+	Sites          int     `json:"sites"`
+	ActiveSubjects uint64  `json:"active_subjects"`
+	ReportsToday   uint64  `json:"reports_today"`
+	OpenUrgent     uint64  `json:"open_urgent"`
+	OpenWarning    uint64  `json:"open_warning"`
+	OpenInfo       uint64  `json:"open_info"`
+	Compliance     float64 `json:"compliance"` // over all the study's active subjects
+}
+
+// Summarize adds up site dashboards of one study.
+func Summarize(study string, sites []SiteDashboard) StudySummary {
+	sum := StudySummary{StudyID: study, Sites: len(sites)}
+	var reported float64
+	for _, d := range sites {
+		sum.ActiveSubjects += d.ActiveSubjects
+		sum.ReportsToday += d.ReportsToday
+		sum.OpenUrgent += d.OpenUrgent
+		sum.OpenWarning += d.OpenWarning
+		sum.OpenInfo += d.OpenInfo
+		reported += d.Compliance * float64(d.ActiveSubjects)
+	}
+	if sum.ActiveSubjects > 0 {
+		sum.Compliance = reported / float64(sum.ActiveSubjects)
+	}
+	return sum
+}
+
+// Register adds GET /v1/sites?study=, GET /v1/studies and
+// GET /v1/studies/{id}/summary.
 func (s *Sites) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/sites", s.getSites)
 	mux.HandleFunc("GET /v1/studies", s.getStudies)
+	mux.HandleFunc("GET /v1/studies/{id}/summary", s.getSummary)
+}
+
+// getSummary is a study's summary, from its cached site dashboards.
+func (s *Sites) getSummary(w http.ResponseWriter, r *http.Request) {
+	study := r.PathValue("id")
+	d, err := s.Dashboards(r.Context(), study)
+	switch {
+	case errors.Is(err, hotcache.ErrBadKey):
+		writeJSON(w, http.StatusBadRequest, problem{Error: "study is not a valid id"})
+	case errors.Is(err, hotcache.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, problem{Error: "no submissions for this study in the last 7 days"})
+	case err != nil:
+		s.log.Warn("study summary unavailable", "study_id", study, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the study summary cannot be computed right now"})
+	default:
+		writeJSON(w, http.StatusOK, Summarize(study, d))
+	}
 }
 
 func (s *Sites) getStudies(w http.ResponseWriter, r *http.Request) {

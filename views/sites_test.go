@@ -112,6 +112,12 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 	if status, _ := get("/v1/sites?study=bad%20id"); status != 400 {
 		t.Fatalf("bad study id: %d", status)
 	}
+	status, body = get("/v1/studies/ONC-301/summary")
+	var sum views.StudySummary
+	_ = json.Unmarshal(body, &sum)
+	if status != 200 || sum.Sites != 2 || sum.ActiveSubjects != 4 || sum.OpenUrgent != 1 || sum.OpenWarning != 1 || sum.Compliance != 0.75 {
+		t.Fatalf("summary %d %s", status, body)
+	}
 	if status, body := get("/v1/studies"); status != 200 || string(body) != "[\"ONC-301\"]\n" {
 		t.Fatalf("studies: %d %s", status, body)
 	}

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/bsm/redislock"
+	gorilla "github.com/gorilla/mux"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/web/monitor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -44,7 +46,8 @@ func newProcessCmd(a *app) *cobra.Command {
   intake   epro-submissions → epro-clean / epro-dlq
   subject  epro-clean + epro-commands → subject-table, epro-alerts / epro-dlq,
            and the missed-diary scheduler (one sweeper at a time, by Redis lock)
-  warehouse epro-clean + epro-alerts + epro-dlq → ClickHouse, batched, once
+  warehouse epro-clean + epro-alerts + epro-commands + epro-dlq → ClickHouse, batched, once
+goka's monitor of the groups is served under /monitor/ on ADMIN_ADDR.
 Run several processes with the same --group to share the partitions; give each
 its own --state-dir. On SIGINT/SIGTERM the groups stop cleanly.`,
 		Args: cobra.NoArgs,
@@ -96,10 +99,12 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 	}
 	names := topics.NewNames(a.cfg.TopicPrefix)
 	reg := admin.NewRegistry()
+	router := gorilla.NewRouter()
+	mon := monitor.NewServer("/monitor", router) // goka's monitor of this process's groups
 	g, ctx := errgroup.WithContext(ctx)
 	for _, group := range groups {
 		if group == warehouse.Group {
-			run, closeWarehouse, err := newWarehouse(a, names, reg, f)
+			run, closeWarehouse, err := newWarehouse(a, names, reg, mon, f)
 			if err != nil {
 				return err
 			}
@@ -111,6 +116,7 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 		if err != nil {
 			return err
 		}
+		mon.AttachProcessor(proc)
 		g.Go(func() error {
 			a.log.Info("processor starting", "group", group)
 			return proc.Run(ctx)
@@ -120,6 +126,7 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			if err != nil {
 				return err
 			}
+			mon.AttachView(sched.View)
 			defer closeSched()
 			g.Go(func() error { return sched.Run(ctx) })
 		}
@@ -130,7 +137,7 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			return err
 		}
 		defer closeChecks()
-		g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Run(ctx) })
+		g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Mount("/monitor/", router).Run(ctx) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -149,7 +156,7 @@ func newProcessor(a *app, group string, names topics.Names, registry *rules.Regi
 }
 
 // newWarehouse returns a function running the warehouse group and its sink.
-func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, f processFlags) (func(context.Context) error, func(), error) {
+func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *monitor.Server, f processFlags) (func(context.Context) error, func(), error) {
 	conn, err := connect.ClickHouse(a.cfg, a.cfg.ClickHouseDatabase)
 	if err != nil {
 		return nil, nil, err
@@ -168,6 +175,7 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, f proce
 		_ = conn.Close()
 		return nil, nil, err
 	}
+	mon.AttachProcessor(proc)
 	run := func(ctx context.Context) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return sink.Run(ctx) })

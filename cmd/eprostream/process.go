@@ -137,7 +137,9 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			return err
 		}
 		defer closeChecks()
-		g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Mount("/monitor/", router).Run(ctx) })
+		g.Go(func() error {
+			return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Mount("/monitor/", router).Run(ctx)
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err

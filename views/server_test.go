@@ -18,10 +18,8 @@ import (
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/devstack"
 	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
 	"github.com/eprostream/eprostream/topics"
 	"github.com/eprostream/eprostream/views"
 )
@@ -38,16 +36,7 @@ type readSide struct {
 
 func newReadSide(t *testing.T) *readSide {
 	t.Helper()
-	cfg := devstack.Kafka(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	admin, err := connect.KafkaAdmin(cfg, "views-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
-		t.Fatal(err)
-	}
+	cfg := devstack.KafkaTopics(t, 3)
 	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kafkaconfig.Sarama("views-test", cfg.DialTimeout))
 	if err != nil {
 		t.Fatal(err)

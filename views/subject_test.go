@@ -12,25 +12,15 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/devstack"
 	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
 	"github.com/eprostream/eprostream/topics"
 	"github.com/eprostream/eprostream/views"
 )
 
 func TestSubjectsFollowsTheTable(t *testing.T) {
-	cfg := devstack.Kafka(t)
+	cfg := devstack.KafkaTopics(t, 3)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	admin, err := connect.KafkaAdmin(cfg, "views-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
-		t.Fatal(err)
-	}
 	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kafkaconfig.Sarama("views-test", cfg.DialTimeout))
 	if err != nil {
 		t.Fatal(err)

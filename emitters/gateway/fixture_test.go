@@ -29,7 +29,6 @@ import (
 	"github.com/eprostream/eprostream/emitters/gateway"
 	"github.com/eprostream/eprostream/idempotency"
 	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
 	"github.com/eprostream/eprostream/ratelimit"
 	"github.com/eprostream/eprostream/redislock"
 	"github.com/eprostream/eprostream/topics"
@@ -68,17 +67,9 @@ type option func(*fixture, *gateway.Config, *gateway.Deps)
 
 func newFixture(t *testing.T, opts ...option) *fixture {
 	t.Helper()
-	f := &fixture{t: t, cfg: devstack.Kafka(t)}
+	f := &fixture{t: t, cfg: devstack.KafkaTopics(t, 3)}
 	f.rdb, f.prefix = devstack.Redis(t)
 	f.names = topics.NewNames(f.cfg.TopicPrefix)
-	admin, err := connect.KafkaAdmin(f.cfg, "gateway-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(f.cfg.TopicPrefix, 3, 1), quiet); err != nil {
-		t.Fatal(err)
-	}
-	_ = admin.Close()
 	subs, err := emitters.NewSubmissionEmitter(f.cfg, quiet)
 	if err != nil {
 		t.Fatal(err)

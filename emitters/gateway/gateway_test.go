@@ -165,6 +165,7 @@ func TestRateLimitAnswers429(t *testing.T) {
 	})
 	var limited reply
 	accepted := 0
+	start := time.Now()
 	for i := range 10 {
 		r := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: native(fmt.Sprintf("rl-%d", i), nil)})
 		switch r.status {
@@ -176,8 +177,9 @@ func TestRateLimitAnswers429(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	}
-	if accepted < 3 || accepted > 5 || limited.status == 0 {
-		t.Fatalf("accepted %d of 10 at 3/s", accepted)
+	// the burst of 3, plus what refilled at 3/s meanwhile
+	if most := 3 + int(3*time.Since(start).Seconds()) + 1; accepted < 3 || accepted > most || limited.status == 0 {
+		t.Fatalf("accepted %d of 10 at 3/s, want 3..%d", accepted, most)
 	}
 	if limited.header.Get("Retry-After") == "" || limited.header.Get("RateLimit-Remaining") != "0" ||
 		!strings.Contains(limited.problem().Error, "rate limit of 3 submissions/s") {

@@ -13,12 +13,10 @@ import (
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/devstack"
 	"github.com/eprostream/eprostream/dlq"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
 	"github.com/eprostream/eprostream/processors/subject"
 	"github.com/eprostream/eprostream/redislock"
 	"github.com/eprostream/eprostream/rules"
@@ -29,17 +27,9 @@ import (
 // plan after writer B took the lock and sent its own. The subject group
 // keeps B's plan and dead-letters A's command as stale.
 func TestLateWriterAfterLockExpiryIsFencedOff(t *testing.T) {
-	cfg := devstack.Kafka(t)
+	cfg := devstack.KafkaTopics(t, 3)
 	rdb, prefix := devstack.Redis(t)
 	log := quietLog()
-	admin, err := connect.KafkaAdmin(cfg, "fence-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
-		t.Fatal(err)
-	}
-	_ = admin.Close()
 	names := topics.NewNames(cfg.TopicPrefix)
 	dir := t.TempDir()
 	proc, err := subject.New(cfg.KafkaBrokers, names, subject.Deps{Rules: rules.NewRegistry(), Log: log},

@@ -15,11 +15,9 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/consumerlag"
 	"github.com/eprostream/eprostream/devstack"
 	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
 	"github.com/eprostream/eprostream/processors/webhook"
 	"github.com/eprostream/eprostream/topics"
 	"github.com/eprostream/eprostream/webhooks"
@@ -28,17 +26,9 @@ import (
 // Alerts on Kafka reach a subscriber signed and in order, and the group's
 // offsets are committed once they were delivered.
 func TestAlertsReachSubscribersFromKafka(t *testing.T) {
-	cfg := devstack.Kafka(t)
+	cfg := devstack.KafkaTopics(t, 1)
 	rdb, prefix := devstack.Redis(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	admin, err := connect.KafkaAdmin(cfg, "webhook-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 1, 1), log); err != nil {
-		t.Fatal(err)
-	}
 	names := topics.NewNames(cfg.TopicPrefix)
 	store := webhooks.NewStore(rdb, prefix)
 	var mu sync.Mutex
@@ -56,6 +46,7 @@ func TestAlertsReachSubscribersFromKafka(t *testing.T) {
 	defer receiver.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var err error
 	if _, secret, err = store.Create(ctx, webhooks.Spec{Name: "nurses", URL: receiver.URL, Studies: []string{"ONC-301"}, MinSeverity: "warning"}); err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,9 @@ const (
 	RoleSubmit = "submit"
 	// RoleOperate may adjust plans and acknowledge alerts for the key's studies.
 	RoleOperate = "operate"
+	// RoleRead may read the key's studies on the read side (subject views,
+	// site dashboards, the alert stream).
+	RoleRead = "read"
 	// AllStudies in a key's studies lets it act for every study.
 	AllStudies = "*"
 )
@@ -101,11 +104,11 @@ func (s Spec) Validate() error {
 		}
 	}
 	if len(s.Roles) == 0 {
-		errs = append(errs, fmt.Errorf("roles: at least one of %s, %s", RoleSubmit, RoleOperate))
+		errs = append(errs, fmt.Errorf("roles: at least one of %s, %s, %s", RoleSubmit, RoleOperate, RoleRead))
 	}
 	for _, r := range s.Roles {
-		if r != RoleSubmit && r != RoleOperate {
-			errs = append(errs, fmt.Errorf("roles: %q is not %s or %s", r, RoleSubmit, RoleOperate))
+		if r != RoleSubmit && r != RoleOperate && r != RoleRead {
+			errs = append(errs, fmt.Errorf("roles: %q is not %s, %s or %s", r, RoleSubmit, RoleOperate, RoleRead))
 		}
 	}
 	if s.RatePerSec < 0 {

@@ -45,7 +45,7 @@ func TestDashboardShowsALiveAlert(t *testing.T) {
 	browser, cancel := chromedp.NewContext(allocCtx)
 	defer cancel()
 	// The first call starts the browser and lives as long as its context.
-	if err := chromedp.Do(browser, chromedp.Navigate(r.url+"/")); err != nil {
+	if err := chromedp.Do(browser, chromedp.Navigate(r.url+"/#key="+r.token)); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
 	ctx, cancelTimeout := context.WithTimeout(browser, 90*time.Second)

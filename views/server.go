@@ -14,6 +14,8 @@ import (
 	"github.com/IBM/sarama"
 	gorilla "github.com/gorilla/mux"
 	"github.com/lovoo/goka/web/monitor"
+
+	"github.com/eprostream/eprostream/apikeys"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -27,35 +29,46 @@ type Server struct {
 	subjects *Subjects
 	hub      *Hub
 	lag      *lagMeter
+	keys     *apikeys.Store
 	log      *slog.Logger
-	extra    []func(*http.ServeMux)
+	extra    []func(Route)
 }
 
-// NewServer serves subjects and hub on addr. client reads the table's
-// high-water marks for the staleness headers.
-func NewServer(addr string, subjects *Subjects, hub *Hub, client sarama.Client, log *slog.Logger) *Server {
-	return &Server{addr: addr, subjects: subjects, hub: hub, log: log,
+// Route adds an authenticated route: the handler sees the caller's key
+// through readerOf.
+type Route func(pattern string, h http.HandlerFunc)
+
+// NewServer serves subjects and hub on addr to callers with a read key of
+// keys. client reads the table's high-water marks for the staleness headers.
+func NewServer(addr string, subjects *Subjects, hub *Hub, client sarama.Client, keys *apikeys.Store, log *slog.Logger) *Server {
+	return &Server{addr: addr, subjects: subjects, hub: hub, keys: keys, log: log,
 		lag: &lagMeter{view: subjects.view, client: client, topic: subjects.view.Topic()}}
 }
 
-// Handle adds routes of another package (e.g. cached site dashboards).
-func (s *Server) Handle(register func(*http.ServeMux)) { s.extra = append(s.extra, register) }
+// Handle adds routes of more read models (e.g. the site dashboards).
+func (s *Server) Handle(register func(Route)) { s.extra = append(s.extra, register) }
 
-// Handler routes the API.
+// Handler routes the API. The page at / holds no data: it asks for a key
+// and reads everything through the authenticated API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/subjects/{id}", s.getSubject)
-	mux.HandleFunc("GET /v1/alerts/stream", s.streamAlerts)
+	route := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, s.authenticate(h)) }
+	route("GET /v1/subjects/{id}", s.getSubject)
+	route("GET /v1/alerts/stream", s.streamAlerts)
 	page, _ := fs.Sub(static, "static")
 	mux.Handle("GET /{$}", http.FileServerFS(page))
-	router := gorilla.NewRouter()
-	mon := monitor.NewServer("/monitor", router)
-	mon.AttachView(s.subjects.view)
-	mux.Handle("GET /monitor/", router)
 	for _, register := range s.extra {
-		register(mux)
+		register(route)
 	}
 	return mux
+}
+
+// Monitor is goka's monitor of the subject view, for the admin endpoint
+// (operators' port, like /metrics), mounted at /monitor/.
+func (s *Server) Monitor() http.Handler {
+	router := gorilla.NewRouter()
+	monitor.NewServer("/monitor", router).AttachView(s.subjects.view)
+	return router
 }
 
 // Run fills the view and the alert ring, then serves until ctx ends.

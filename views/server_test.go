@@ -16,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/config"
 	"github.com/eprostream/eprostream/devstack"
@@ -27,6 +28,9 @@ import (
 // readSide is a views server on the real Kafka, in a topic prefix of its own.
 type readSide struct {
 	t        *testing.T
+	keys     *apikeys.Store
+	token    string // a read key of every study
+	sites    *views.Sites
 	cfg      config.Config
 	names    topics.Names
 	producer sarama.SyncProducer
@@ -42,7 +46,35 @@ func newReadSide(t *testing.T) *readSide {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = producer.Close() })
-	return &readSide{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), producer: producer}
+	rdb, prefix := devstack.Redis(t)
+	r := &readSide{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), producer: producer, keys: apikeys.NewStore(rdb, prefix)}
+	r.token = r.key(apikeys.AllStudies, apikeys.RoleRead)
+	return r
+}
+
+func (r *readSide) key(study, role string) string {
+	r.t.Helper()
+	_, token, err := r.keys.Create(context.Background(), apikeys.Spec{Name: "reader", Studies: []string{study}, Roles: []string{role}, Lifetime: time.Hour})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return token
+}
+
+// get sends an authenticated GET.
+func (r *readSide) get(path, token string) (*http.Response, []byte) {
+	r.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.url+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
 }
 
 // start runs a views server (a fresh one each call, like a restart).
@@ -58,7 +90,10 @@ func (r *readSide) start() {
 		r.t.Fatal(err)
 	}
 	hub := views.NewHub(client, r.names.Alerts, log)
-	srv := views.NewServer("", subjects, hub, client, log)
+	srv := views.NewServer("", subjects, hub, client, r.keys, log)
+	if r.sites != nil {
+		srv.Handle(r.sites.Register)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		r.t.Fatal(err)
@@ -112,13 +147,9 @@ func TestGetSubject(t *testing.T) {
 		Open:  map[string]codecs.OpenCondition{"severe-symptom/PAIN_SEVERITY": {Severity: "urgent", Since: 1795000000, AlertID: "a-1"}},
 		Acked: []string{"a-1"}})
 	r.start()
-	resp, err := http.Get(r.url + "/v1/subjects/ONC-301-001-0001")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := r.get("/v1/subjects/ONC-301-001-0001", r.token)
 	var v views.SubjectView
-	_ = json.NewDecoder(resp.Body).Decode(&v)
-	_ = resp.Body.Close()
+	_ = json.Unmarshal(body, &v)
 	if resp.StatusCode != 200 || v.Reports != 4 || len(v.OpenAlerts) != 1 || !v.OpenAlerts[0].Acknowledged ||
 		v.Baselines["PAIN_SEVERITY"].Mean != 1 || v.Recent["PAIN_SEVERITY"][0].Value != 4 {
 		t.Fatalf("%d %+v", resp.StatusCode, v)
@@ -126,14 +157,23 @@ func TestGetSubject(t *testing.T) {
 	if resp.Header.Get("X-View-Lag-Records") == "" || resp.Header.Get("X-View-Recovered") != "true" {
 		t.Fatalf("staleness headers %v", resp.Header)
 	}
-	for path, want := range map[string]int{"/v1/subjects/ONC-301-999-9999": 404, "/v1/subjects/bad%20id!": 400, "/monitor/": 200, "/": 200} {
-		resp, err := http.Get(r.url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+	otherStudy := r.key("CAR-200", apikeys.RoleRead)
+	submitter := r.key(apikeys.AllStudies, apikeys.RoleSubmit)
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/subjects/ONC-301-999-9999", r.token, 404},
+		{"/v1/subjects/bad%20id!", r.token, 400},
+		{"/v1/subjects/ONC-301-001-0001", "", 401},
+		{"/v1/subjects/ONC-301-001-0001", "epk_000000000000_" + strings.Repeat("x", 43), 401},
+		{"/v1/subjects/ONC-301-001-0001", submitter, 403},
+		{"/v1/subjects/ONC-301-001-0001", otherStudy, 404}, // another study's subject is not shown to exist
+		{"/v1/alerts/stream?study=ONC-301", otherStudy, 403},
+		{"/", "", 200}, // the page holds no data
+	} {
+		if resp, body := r.get(c.path, c.token); resp.StatusCode != c.want {
+			t.Errorf("%s: %d %s, want %d", c.path, resp.StatusCode, body, c.want)
 		}
 	}
 }
@@ -141,7 +181,7 @@ func TestGetSubject(t *testing.T) {
 // sse reads one event stream; events arrive as "id alert_id".
 func sse(t *testing.T, url, lastID string) (<-chan string, func()) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req, _ := http.NewRequest(http.MethodGet, url, nil) // the key travels as ?access_token=, as from a browser
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
@@ -188,7 +228,7 @@ func next(t *testing.T, events <-chan string) (id, alertID string) {
 func TestAlertStreamFiltersAndResumes(t *testing.T) {
 	r := newReadSide(t)
 	r.start()
-	events, stop := sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001", "")
+	events, stop := sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001&access_token="+r.token, "")
 	time.Sleep(300 * time.Millisecond) // subscribed
 	r.send(r.names.Alerts, "s1", alert("a-info", "info", "SITE-001"))
 	r.send(r.names.Alerts, "s1", alert("a-warn", "warning", "SITE-001"))
@@ -205,7 +245,7 @@ func TestAlertStreamFiltersAndResumes(t *testing.T) {
 		r.send(r.names.Alerts, "s1", alert(fmt.Sprintf("a-missed-%d", i), "urgent", "SITE-001"))
 	}
 	r.restart()
-	events, stop = sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001", lastID)
+	events, stop = sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001&access_token="+r.token, lastID)
 	defer stop()
 	for i := range 3 {
 		if _, got := next(t, events); got != fmt.Sprintf("a-missed-%d", i) {
@@ -213,19 +253,14 @@ func TestAlertStreamFiltersAndResumes(t *testing.T) {
 		}
 	}
 	// A new page starts with the latest alerts.
-	latest, stopLatest := sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001&recent=2", "")
+	latest, stopLatest := sse(t, r.url+"/v1/alerts/stream?severity=warning&site=SITE-001&recent=2&access_token="+r.token, "")
 	defer stopLatest()
 	for i := 1; i < 3; i++ {
 		if _, got := next(t, latest); got != fmt.Sprintf("a-missed-%d", i) {
 			t.Fatalf("recent=2 gave %s, want a-missed-%d", got, i)
 		}
 	}
-	resp, err := http.Get(r.url + "/v1/alerts/stream?severity=critical")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != 400 {
+	if resp, _ := r.get("/v1/alerts/stream?severity=critical", r.token); resp.StatusCode != 400 {
 		t.Fatalf("bad severity: %d", resp.StatusCode)
 	}
 }

@@ -95,15 +95,19 @@ func Summarize(study string, sites []SiteDashboard) StudySummary {
 
 // Register adds GET /v1/sites?study=, GET /v1/studies and
 // GET /v1/studies/{id}/summary.
-func (s *Sites) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/sites", s.getSites)
-	mux.HandleFunc("GET /v1/studies", s.getStudies)
-	mux.HandleFunc("GET /v1/studies/{id}/summary", s.getSummary)
+func (s *Sites) Register(route Route) {
+	route("GET /v1/sites", s.getSites)
+	route("GET /v1/studies", s.getStudies)
+	route("GET /v1/studies/{id}/summary", s.getSummary)
 }
 
 // getSummary is a study's summary, from its cached site dashboards.
 func (s *Sites) getSummary(w http.ResponseWriter, r *http.Request) {
 	study := r.PathValue("id")
+	if codecs.CheckID(study) == nil && !readerOf(r).MayActFor(study) {
+		writeJSON(w, http.StatusForbidden, problem{Error: "this API key may not read study " + study})
+		return
+	}
 	d, err := s.Dashboards(r.Context(), study)
 	switch {
 	case errors.Is(err, hotcache.ErrBadKey):
@@ -125,7 +129,7 @@ func (s *Sites) getStudies(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the study list cannot be read right now"})
 		return
 	}
-	writeJSON(w, http.StatusOK, studies)
+	writeJSON(w, http.StatusOK, readableStudies(readerOf(r), studies))
 }
 
 // getSites answers the dashboards of ?study=, or of every study.
@@ -137,6 +141,10 @@ func (s *Sites) getSites(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the study list cannot be read right now"})
 			return
 		}
+		studies = readableStudies(readerOf(r), studies)
+	} else if !readerOf(r).MayActFor(studies[0]) {
+		writeJSON(w, http.StatusForbidden, problem{Error: "this API key may not read study " + studies[0]})
+		return
 	}
 	out := []SiteDashboard{}
 	for _, study := range studies {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,17 +74,11 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	sites.Register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	r := newReadSide(t)
+	r.sites = sites
+	r.start()
 	get := func(path string) (int, []byte) {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := r.get(path, r.token)
 		return resp.StatusCode, b
 	}
 	status, body := get("/v1/sites?study=ONC-301")
@@ -120,5 +112,16 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 	}
 	if status, body := get("/v1/studies"); status != 200 || string(body) != "[\"ONC-301\"]\n" {
 		t.Fatalf("studies: %d %s", status, body)
+	}
+	// A key of another study sees none of it.
+	other := r.key("CAR-200", "read")
+	if resp, body := r.get("/v1/sites?study=ONC-301", other); resp.StatusCode != 403 {
+		t.Fatalf("other study's key: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := r.get("/v1/studies/ONC-301/summary", other); resp.StatusCode != 403 {
+		t.Fatalf("other study's key, summary: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := r.get("/v1/sites", other); resp.StatusCode != 200 || string(body) != "[]\n" {
+		t.Fatalf("other study's key, all sites: %d %s", resp.StatusCode, body)
 	}
 }

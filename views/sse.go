@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
 )
 
@@ -18,6 +19,13 @@ import (
 func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := Filter{Study: q.Get("study"), Site: q.Get("site"), MinSeverity: q.Get("severity")}
+	if k := readerOf(r); !k.MayActFor(apikeys.AllStudies) {
+		if f.Study != "" && !k.MayActFor(f.Study) {
+			writeJSON(w, http.StatusForbidden, problem{Error: "this API key may not read study " + f.Study})
+			return
+		}
+		f.Studies = k.Studies
+	}
 	if msg := checkFilter(f); msg != "" {
 		writeJSON(w, http.StatusBadRequest, problem{Error: msg})
 		return

@@ -53,12 +53,15 @@ type Event struct {
 type Filter struct {
 	Study, Site string
 	MinSeverity string // info, warning or urgent
+	// Studies, when not nil, are the only studies the subscriber may read.
+	Studies []string
 }
 
 // Match reports whether a passes the filter.
 func (f Filter) Match(a codecs.Alert) bool {
 	return (f.Study == "" || f.Study == a.StudyID) && (f.Site == "" || f.Site == a.SiteID) &&
-		codecs.SeverityRank(a.Severity) >= codecs.SeverityRank(f.MinSeverity)
+		codecs.SeverityRank(a.Severity) >= codecs.SeverityRank(f.MinSeverity) &&
+		(f.Studies == nil || slices.Contains(f.Studies, a.StudyID))
 }
 
 // Subscription is one live subscriber.

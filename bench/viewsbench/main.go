@@ -28,6 +28,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/config"
 	"github.com/eprostream/eprostream/connect"
@@ -52,6 +53,8 @@ func main() {
 
 type bench struct {
 	sites    *views.Sites
+	keys     *apikeys.Store
+	token    string // read key of every study
 	cfg      config.Config
 	names    topics.Names
 	producer sarama.SyncProducer
@@ -143,6 +146,11 @@ func (b *bench) warehouse() (func(), error) {
 	if b.sites, err = views.NewSites(admin, db, rdb, prefix, nil, b.log); err != nil {
 		return nil, err
 	}
+	b.keys = apikeys.NewStore(rdb, prefix)
+	if _, b.token, err = b.keys.Create(ctx, apikeys.Spec{Name: "bench", Studies: []string{apikeys.AllStudies},
+		Roles: []string{apikeys.RoleRead}, Lifetime: time.Hour}); err != nil {
+		return nil, err
+	}
 	return func() {
 		_ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
@@ -171,7 +179,9 @@ func (b *bench) hotViews(d time.Duration) string {
 				if i%10 == 0 {
 					study = fmt.Sprintf("NOPE-%d", i%50)
 				}
-				resp, err := http.Get(b.url + "/v1/sites?study=" + study)
+				req, _ := http.NewRequest(http.MethodGet, b.url+"/v1/sites?study="+study, nil)
+				req.Header.Set("Authorization", "Bearer "+b.token)
+				resp, err := http.DefaultClient.Do(req)
 				mu.Lock()
 				n++
 				if err != nil || (resp.StatusCode != 200 && resp.StatusCode != 404) {
@@ -230,7 +240,7 @@ func (b *bench) serve() (func(), error) {
 	}
 	hub := views.NewHub(client, b.names.Alerts, b.log)
 	hub.Buffer = 4096
-	srv := views.NewServer("", subjects, hub, client, b.log)
+	srv := views.NewServer("", subjects, hub, client, b.keys, b.log)
 	if b.sites != nil {
 		srv.Handle(b.sites.Register)
 	}
@@ -261,7 +271,7 @@ func redisAnchor() string {
 
 func (b *bench) getSubjects(n int, d time.Duration, conns string) string {
 	cmd := exec.Command("wrk", "-t2", "-c"+conns, "-d"+d.String(), "--latency", "-s", "bench/wrk/subject.lua", b.url)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("SUBJECTS=%d", n))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("SUBJECTS=%d", n), "TOKEN="+b.token)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("| GET /v1/subjects/{id} | wrk failed: %v %s | |", err, out)
@@ -271,6 +281,9 @@ func (b *bench) getSubjects(n int, d time.Duration, conns string) string {
 			return string(m[1])
 		}
 		return "?"
+	}
+	if m := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindSubmatch(out); m != nil {
+		return fmt.Sprintf("| GET /v1/subjects/{id} | %s answers were not 200: the run is void | |", m[1])
 	}
 	return fmt.Sprintf("| GET /v1/subjects/{id}, %d subjects (~2 KB each), wrk %s connections | %s req/s, p50 %s, p99 %s | `wrk -t2 -c%s -d%s --latency -s bench/wrk/subject.lua` |",
 		n, conns, field(`Requests/sec:\s+([0-9.]+)`), field(`\s50%\s+(\S+)`), field(`\s99%\s+(\S+)`), conns, d)
@@ -290,7 +303,7 @@ func (b *bench) fanOut(subscribers, alerts int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.url+"/v1/alerts/stream", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.url+"/v1/alerts/stream?access_token="+b.token, nil)
 			resp, err := (&http.Client{Transport: transport}).Do(req)
 			if err != nil {
 				ready <- struct{}{}

@@ -36,7 +36,7 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 	}
 	create.Flags().StringVar(&spec.Name, "name", "", "who the key is for (required)")
 	create.Flags().StringSliceVar(&spec.Studies, "study", nil, "study the key may act for (repeat, or * for all)")
-	create.Flags().StringSliceVar(&spec.Roles, "role", []string{apikeys.RoleSubmit}, "submit and/or operate")
+	create.Flags().StringSliceVar(&spec.Roles, "role", []string{apikeys.RoleSubmit}, "submit, operate and/or read")
 	create.Flags().IntVar(&spec.RatePerSec, "rate", 0, "submissions/s for this key (0: the gateway's --rate-per-key)")
 	create.Flags().DurationVar(&spec.Lifetime, "lifetime", 365*24*time.Hour, "how long the key is valid")
 

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eprostream/eprostream/analytics"
+	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/consumerlag"
@@ -90,7 +91,11 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 			viewsDone <- runViews(groupsCtx, &viewsApp, viewsFlags{listen: dashboard, stateDir: filepath.Join(stateDir, "views")})
 		}()
 		defer func() { stopGroups(); <-viewsDone }()
-		fmt.Fprintf(a.stdout, "demo: dashboard at http://%s/ (live alerts, site compliance, subject timelines)\n", dashboard)
+		token, err := demoReadKey(ctx, a)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "demo: dashboard at http://%s/#key=%s\n      (live alerts, site compliance, subject timelines; the key reads every study for a day)\n", dashboard, token)
 	}
 
 	var mu sync.Mutex
@@ -126,7 +131,7 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 		return err
 	}
 	if dashboard != "" && linger > 0 {
-		fmt.Fprintf(a.stdout, "\ndemo: the dashboard stays up at http://%s/ for %s (Ctrl-C to stop)\n", dashboard, linger)
+		fmt.Fprintf(a.stdout, "\ndemo: the dashboard stays up at the address above for %s (Ctrl-C to stop)\n", linger)
 		select {
 		case <-ctx.Done():
 		case <-time.After(linger):
@@ -365,4 +370,14 @@ func readTopic(consumer sarama.Consumer, topic string) ([]*sarama.ConsumerMessag
 		_ = pc.Close()
 	}
 	return out, nil
+}
+
+// demoReadKey creates an API key that reads every study for a day, for
+// the demo's dashboard.
+func demoReadKey(ctx context.Context, a *app) (string, error) {
+	rdb := connect.Redis(a.cfg)
+	defer rdb.Close()
+	_, token, err := apikeys.NewStore(rdb, a.cfg.RedisPrefix()).Create(ctx, apikeys.Spec{Name: "demo dashboard",
+		Studies: []string{apikeys.AllStudies}, Roles: []string{apikeys.RoleRead}, Lifetime: 24 * time.Hour})
+	return token, err
 }

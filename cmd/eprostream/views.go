@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eprostream/eprostream/admin"
+	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/kafkaconfig"
 	"github.com/eprostream/eprostream/processors/webhook"
@@ -28,13 +29,14 @@ func newViewsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "views",
 		Short: "Serve the read side: subject views, site dashboards, the live alert stream, webhooks, the dashboard page",
-		Long: `views keeps a local copy of subject-table and the latest alerts and serves:
+		Long: `views keeps a local copy of subject-table and the latest alerts and serves,
+to callers with an API key of the read role ('eprostream apikey create --role read'):
   GET /v1/subjects/{id}   a subject's state (X-View-Lag-Records says how fresh)
   GET /v1/sites?study=    site dashboards (from ClickHouse, cached in Redis)
   GET /v1/studies         studies with submissions (cached)
   GET /v1/alerts/stream   Server-Sent Events, ?study= ?site= ?severity=, resumes with Last-Event-ID
-  GET /                   the dashboard page
-  /monitor/               goka's monitor of the views
+  GET /                   the dashboard page (open it with #key=epk_… or type the key)
+goka's monitor of the view is on the admin endpoint (ADMIN_ADDR), at /monitor/.
 With --webhooks (default) it also delivers every alert to the webhook
 subscriptions of 'eprostream webhook create', as the consumer group "webhooks".`,
 		Args: cobra.NoArgs,
@@ -69,7 +71,8 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	if err != nil {
 		return err
 	}
-	srv := views.NewServer(f.listen, subjects, views.NewHub(client, names.Alerts, a.log), client, a.log)
+	keys := apikeys.NewStore(rdb, a.cfg.RedisPrefix())
+	srv := views.NewServer(f.listen, subjects, views.NewHub(client, names.Alerts, a.log), client, keys, a.log)
 	srv.Handle(sites.Register)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
@@ -80,7 +83,9 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	}
 	if a.cfg.AdminAddr != "" {
 		checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
-		g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Run(ctx) })
+		g.Go(func() error {
+			return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Mount("/monitor/", srv.Monitor()).Run(ctx)
+		})
 	}
 	return g.Wait()
 }

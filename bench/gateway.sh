@@ -63,7 +63,7 @@ run() {
 serve
 BATCH=1 wrk -t2 -c"$CONNS" -d3s -s bench/wrk/submit.lua "http://$ADDR" >/dev/null 2>&1 # warm-up: connections, scripts
 run "single POST, all Redis work on (key, limits, idempotency)" 1
-CONNS=4 run "batch of 500, all Redis work on, 4 connections" 500
+CONNS=8 run "batch of 500, all Redis work on, 8 connections" 500
 serve --no-rate-limits
 run "single POST, idempotency only (no rate limits)" 1
 serve --no-rate-limits --no-idempotency

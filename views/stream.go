@@ -234,10 +234,3 @@ func (h *Hub) closeAll() {
 		close(s.C)
 	}
 }
-
-// Subscribers is the number of live subscribers.
-func (h *Hub) Subscribers() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subs)
-}

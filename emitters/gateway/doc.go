@@ -15,11 +15,13 @@
 //	429  over the key's or the overall rate limit (Retry-After says when)
 //	503  Kafka (or, for an unknown key, Redis) cannot take it now: retry
 //
-// Per request the gateway makes these Redis round trips: the key lookup
-// (cached for a few seconds), one GCRA check per limit (per key, then
-// overall), one claim of the idempotency key (SET NX GET) and one
-// completion after Kafka's acknowledgement. A batch claims and completes
-// all its items in one pipelined round trip each.
+// Per request the gateway needs from Redis: the key lookup (cached for a
+// few seconds), a GCRA check per limit (per key, then overall), a claim of
+// the idempotency key (SET NX GET) and, after Kafka's acknowledgement, the
+// completion. Requests in flight together share these round trips (see
+// coalesce.go): one GCRA call per key and one pipeline of claims for all of
+// them; completions are stored in the background, in pipelines, after the
+// answer. A batch claims and completes all its items in one pipeline each.
 //
 // While Redis is down, ingest goes on: keys seen in the last 15 minutes are
 // trusted, limits fall back to a local share (see ratelimit), and

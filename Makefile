@@ -39,8 +39,8 @@ browser: ## headless Chromium for the dashboard test (Debian's chromium)
 test: up browser vet fmt-check compose-check
 	@echo "==> go test $(TESTFLAGS) ./... (against Kafka, Redis and ClickHouse on 127.0.0.1)"
 	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
-	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./emitters/gateway/ (stop and start ClickHouse, Kafka, Redis)"
-	$(GO) test $(TESTFLAGS) -tags faults -p 1 -run Fault -v ./processors/ ./emitters/gateway/ 2>&1 | tee -a .devstack/test.log | $(TESTFILTER)
+	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./gateway/ (stop and start ClickHouse, Kafka, Redis)"
+	$(GO) test $(TESTFLAGS) -tags faults -p 1 -run Fault -v ./processors/ ./gateway/ 2>&1 | tee -a .devstack/test.log | $(TESTFILTER)
 	@pass=$$(grep -c -- '^\s*--- PASS' .devstack/test.log || true); \
 	  fail=$$(grep -c -- '^\s*--- FAIL' .devstack/test.log || true); \
 	  skip=$$(grep -c -- '^\s*--- SKIP' .devstack/test.log || true); \
@@ -67,7 +67,7 @@ bench-views: up ## GET subject with wrk, cached site dashboards, SSE fan-out to 
 	$(GO) run ./bench/viewsbench
 
 bench-micro: ## codec, rule and callback micro-benchmarks (no stack needed)
-	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./loadgen
+	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./internal/loadgen
 
 compose-check: ## validate docker/compose.yml (needs docker compose or docker-compose, not an engine)
 	@if docker compose version >/dev/null 2>&1; then docker compose -f docker/compose.yml config --quiet; \

@@ -12,8 +12,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/eprostream/eprostream/analytics"
-	"github.com/eprostream/eprostream/devstack"
-	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/internal/clickhouse/schema"
+	"github.com/eprostream/eprostream/internal/testenv"
 )
 
 // The data set every query test reads (see seed). Local days are
@@ -189,8 +189,8 @@ func utc(s string) time.Time {
 func seed(t *testing.T) (context.Context, driver.Conn, string) {
 	t.Helper()
 	ctx := t.Context()
-	conn, db := devstack.ClickHouse(t)
-	if err := migrate.ClickHouse(ctx, conn, db, slog.New(slog.DiscardHandler)); err != nil {
+	conn, db := testenv.ClickHouse(t)
+	if err := schema.Migrate(ctx, conn, db, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	insertSubmissions(t, ctx, conn, db)

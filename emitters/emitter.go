@@ -12,9 +12,9 @@ import (
 	"github.com/lovoo/goka/codec"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 )
 
 // rawEmitter wraps a goka emitter of raw bytes with ctx-aware waiting.

@@ -12,12 +12,12 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/devstack"
 	"github.com/eprostream/eprostream/emitters"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/testenv"
+
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -29,13 +29,13 @@ func submission(id string) codecs.Submission {
 }
 
 func TestSubmissionEmitterAgainstKafka(t *testing.T) {
-	cfg := devstack.Kafka(t)
+	cfg := testenv.Kafka(t)
 	admin, err := connect.KafkaAdmin(cfg, "emitters-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), quiet); err != nil {
+	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), quiet); err != nil {
 		t.Fatal(err)
 	}
 	em, err := emitters.NewSubmissionEmitter(cfg, quiet)
@@ -96,7 +96,7 @@ func TestSubmissionEmitterAgainstKafka(t *testing.T) {
 }
 
 func TestEmitterNeedsMigratedTopics(t *testing.T) {
-	cfg := devstack.Kafka(t)
+	cfg := testenv.Kafka(t)
 	if _, err := emitters.NewSubmissionEmitter(cfg, quiet); err == nil {
 		t.Fatal("an emitter for a topic that does not exist must fail at construction")
 	}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/config"
 	"github.com/eprostream/eprostream/emitters"
+	"github.com/eprostream/eprostream/internal/config"
 )
 
 // A Go producer sends one diary entry and learns once Kafka has it.

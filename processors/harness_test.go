@@ -18,14 +18,14 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/consumerlag"
-	"github.com/eprostream/eprostream/devstack"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/loadgen"
-	"github.com/eprostream/eprostream/migrate"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/clickhouse/schema"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/consumerlag"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/loadgen"
+	"github.com/eprostream/eprostream/internal/testenv"
 )
 
 // stack is one test's isolated slice of the real Kafka and ClickHouse.
@@ -38,18 +38,18 @@ type stack struct {
 }
 
 func newStack(t *testing.T, partitions int) *stack {
-	cfg := devstack.Kafka(t)
+	cfg := testenv.Kafka(t)
 	admin, err := connect.KafkaAdmin(cfg, "spine-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, partitions, 1), log); err != nil {
+	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, partitions, 1), log); err != nil {
 		t.Fatal(err)
 	}
-	ch, db := devstack.ClickHouse(t)
-	if err := migrate.ClickHouse(context.Background(), ch, db, log); err != nil {
+	ch, db := testenv.ClickHouse(t)
+	if err := schema.Migrate(context.Background(), ch, db, log); err != nil {
 		t.Fatal(err)
 	}
 	cfg.ClickHouseDatabase = db
@@ -76,7 +76,7 @@ func (s *stack) startWithEnv(name string, env []string, args ...string) *proc {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(devstack.Binary(s.t), append([]string{"process"}, args...)...)
+	cmd := exec.Command(testenv.Binary(s.t), append([]string{"process"}, args...)...)
 	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=info",
 		"CLICKHOUSE_DATABASE="+s.db,
 		"KAFKA_BROKERS="+strings.Join(s.cfg.KafkaBrokers, ","))

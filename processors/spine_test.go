@@ -13,10 +13,10 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/consumerlag"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/loadgen"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/kafka/consumerlag"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/loadgen"
 )
 
 // trial returns total records of a synthetic trial of subjects subjects.

@@ -12,9 +12,9 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/dlq"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/loadgen"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/loadgen"
+	"github.com/eprostream/eprostream/processors/internal/dlq"
 )
 
 // count runs a count query on the test's database (never with FINAL: the

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/eprostream/eprostream/apikeys"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
 
 type readerCtx struct{}

@@ -15,7 +15,7 @@ import (
 	gorilla "github.com/gorilla/mux"
 	"github.com/lovoo/goka/web/monitor"
 
-	"github.com/eprostream/eprostream/apikeys"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"golang.org/x/sync/errgroup"
 )
 

@@ -16,12 +16,12 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/devstack"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/internal/testenv"
 	"github.com/eprostream/eprostream/views"
 )
 
@@ -40,13 +40,13 @@ type readSide struct {
 
 func newReadSide(t *testing.T) *readSide {
 	t.Helper()
-	cfg := devstack.KafkaTopics(t, 3)
+	cfg := testenv.KafkaTopics(t, 3)
 	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kafkaconfig.Sarama("views-test", cfg.DialTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = producer.Close() })
-	rdb, prefix := devstack.Redis(t)
+	rdb, prefix := testenv.Redis(t)
 	r := &readSide{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), producer: producer, keys: apikeys.NewStore(rdb, prefix)}
 	r.token = r.key(apikeys.AllStudies, apikeys.RoleRead)
 	return r

@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/hotcache"
+	"github.com/eprostream/eprostream/internal/redis/hotcache"
 )
 
 // SiteDashboard is one site's line on the dashboard.

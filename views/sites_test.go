@@ -11,10 +11,10 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/eprostream/eprostream/chsink"
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/devstack"
-	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
+	"github.com/eprostream/eprostream/internal/clickhouse/schema"
+	"github.com/eprostream/eprostream/internal/testenv"
 	"github.com/eprostream/eprostream/processors/warehouse"
 	"github.com/eprostream/eprostream/views"
 )
@@ -36,11 +36,11 @@ func insert(t *testing.T, conn driver.Conn, db string, table *chsink.Table, rows
 }
 
 func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
-	conn, db := devstack.ClickHouse(t)
-	rdb, prefix := devstack.Redis(t)
+	conn, db := testenv.ClickHouse(t)
+	rdb, prefix := testenv.Redis(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	if err := migrate.ClickHouse(ctx, conn, db, log); err != nil {
+	if err := schema.Migrate(ctx, conn, db, log); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()

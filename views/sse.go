@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
 
 // streamAlerts is GET /v1/alerts/stream: Server-Sent Events, one "alert"

@@ -11,10 +11,10 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/processors/subject"
-	"github.com/eprostream/eprostream/topics"
 )
 
 // ErrBadID is wrapped when a subject id is malformed.

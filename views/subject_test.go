@@ -12,14 +12,14 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/devstack"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/testenv"
 	"github.com/eprostream/eprostream/views"
 )
 
 func TestSubjectsFollowsTheTable(t *testing.T) {
-	cfg := devstack.KafkaTopics(t, 3)
+	cfg := testenv.KafkaTopics(t, 3)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kafkaconfig.Sarama("views-test", cfg.DialTimeout))
 	if err != nil {

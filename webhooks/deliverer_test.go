@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/internal/testenv"
 	"github.com/eprostream/eprostream/webhooks"
 )
 
@@ -232,7 +232,7 @@ func TestRunStopsCleanly(t *testing.T) {
 }
 
 func TestKeysHaveTTLs(t *testing.T) {
-	rdb, prefix := devstack.Redis(t)
+	rdb, prefix := testenv.Redis(t)
 	store := webhooks.NewStore(rdb, prefix)
 	rc := newReceiver(t, func(_ *http.Request, id string, _ int) int {
 		if id == "a1" {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/internal/testenv"
 	"github.com/eprostream/eprostream/webhooks"
 )
 
@@ -163,7 +163,7 @@ func run(t *testing.T, store *webhooks.Store, cfg webhooks.Config) running {
 }
 
 func newStore(t *testing.T) *webhooks.Store {
-	rdb, prefix := devstack.Redis(t)
+	rdb, prefix := testenv.Redis(t)
 	return webhooks.NewStore(rdb, prefix)
 }
 

@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/devstack"
+	"github.com/eprostream/eprostream/internal/testenv"
 	"github.com/eprostream/eprostream/webhooks"
 )
 
 func TestStoreCreateGetListDelete(t *testing.T) {
-	rdb, prefix := devstack.Redis(t)
+	rdb, prefix := testenv.Redis(t)
 	store := webhooks.NewStore(rdb, prefix)
 	ctx := context.Background()
 
@@ -73,7 +73,7 @@ func TestStoreCreateGetListDelete(t *testing.T) {
 }
 
 func TestStoreKeepsSecretOutOfListings(t *testing.T) {
-	rdb, prefix := devstack.Redis(t)
+	rdb, prefix := testenv.Redis(t)
 	store := webhooks.NewStore(rdb, prefix)
 	ctx := context.Background()
 	sub, secret, err := store.Create(ctx, webhooks.Spec{Name: "x", URL: "https://example.org/h", Studies: []string{"*"}})
@@ -90,7 +90,7 @@ func TestStoreKeepsSecretOutOfListings(t *testing.T) {
 }
 
 func TestStoreRequireHTTPS(t *testing.T) {
-	rdb, prefix := devstack.Redis(t)
+	rdb, prefix := testenv.Redis(t)
 	store := webhooks.NewStore(rdb, prefix)
 	store.RequireHTTPS = true
 	_, _, err := store.Create(context.Background(), webhooks.Spec{Name: "x", URL: "http://example.org/h", Studies: []string{"*"}})

@@ -30,16 +30,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eprostream/eprostream/apikeys"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/emitters"
-	"github.com/eprostream/eprostream/emitters/gateway"
-	"github.com/eprostream/eprostream/idempotency"
-	"github.com/eprostream/eprostream/migrate"
-	"github.com/eprostream/eprostream/ratelimit"
-	"github.com/eprostream/eprostream/redislock"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/gateway"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/internal/redis/idempotency"
+
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/redis/fencedlock"
+	"github.com/eprostream/eprostream/internal/redis/ratelimit"
 )
 
 func main() {
@@ -87,7 +87,7 @@ func run(duration time.Duration, conns, batchConns, batchSize int) error {
 		return err
 	}
 	defer admin.Close()
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 12, 1), log); err != nil {
+	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 12, 1), log); err != nil {
 		return err
 	}
 	defer func() {
@@ -167,7 +167,7 @@ func (e *env) cleanRedis() {
 }
 
 func (e *env) gateway(m mode) (*gateway.Gateway, error) {
-	deps := gateway.Deps{Keys: apikeys.NewStore(e.rdb, e.prefix), Locks: redislock.New(e.rdb, e.prefix),
+	deps := gateway.Deps{Keys: apikeys.NewStore(e.rdb, e.prefix), Locks: fencedlock.New(e.rdb, e.prefix),
 		Producer: e.subs, Commands: e.cmds, Log: e.log}
 	if m != redisOff {
 		lim, err := ratelimit.New(e.rdb, e.prefix, ratelimit.Config{PerKey: 10_000_000, Overall: 10_000_000})

@@ -19,11 +19,11 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/eprostream/eprostream/chsink"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/loadgen"
-	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
+	"github.com/eprostream/eprostream/internal/clickhouse/schema"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/loadgen"
 	"github.com/eprostream/eprostream/processors/intake"
 	"github.com/eprostream/eprostream/processors/warehouse"
 )
@@ -58,7 +58,7 @@ func run(n, rate int) error {
 
 	anchorDB, sinkDB, latDB := fmt.Sprintf("bench_anchor_%d", time.Now().Unix()), fmt.Sprintf("bench_sink_%d", time.Now().Unix()), fmt.Sprintf("bench_lat_%d", time.Now().Unix())
 	for _, db := range []string{anchorDB, sinkDB, latDB} {
-		if err := migrate.ClickHouse(ctx, conn, db, log); err != nil {
+		if err := schema.Migrate(ctx, conn, db, log); err != nil {
 			return err
 		}
 		defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)

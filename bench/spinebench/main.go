@@ -22,15 +22,15 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/consumerlag"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/loadgen"
-	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/consumerlag"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/loadgen"
+
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/processors/intake"
 	"github.com/eprostream/eprostream/processors/subject"
-	"github.com/eprostream/eprostream/topics"
 )
 
 func main() {
@@ -65,7 +65,7 @@ func run(n, perSite int) error {
 	defer admin.Close()
 	specs := append(topics.Catalogue(cfg.TopicPrefix, cfg.Partitions, 1),
 		topics.Spec{Name: cfg.TopicPrefix + "passthrough", Partitions: int32(cfg.Partitions), ReplicationFactor: 1})
-	if err := migrate.Topics(context.Background(), admin, specs, b.log); err != nil {
+	if err := topics.Migrate(context.Background(), admin, specs, b.log); err != nil {
 		return err
 	}
 	if b.client, err = sarama.NewClient(cfg.KafkaBrokers, kafkaconfig.Sarama("spinebench", cfg.DialTimeout)); err != nil {
@@ -101,7 +101,7 @@ func run(n, perSite int) error {
 	w := *b
 	w.cfg.TopicPrefix += "whole."
 	w.names = topics.NewNames(w.cfg.TopicPrefix)
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(w.cfg.TopicPrefix, cfg.Partitions, 1), b.log); err != nil {
+	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(w.cfg.TopicPrefix, cfg.Partitions, 1), b.log); err != nil {
 		return err
 	}
 	if err := w.produce(w.names.Submissions, raw); err != nil {

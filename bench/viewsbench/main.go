@@ -28,14 +28,14 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/internal/clickhouse/schema"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/processors/warehouse"
-	"github.com/eprostream/eprostream/topics"
 	"github.com/eprostream/eprostream/views"
 )
 
@@ -75,7 +75,7 @@ func run(subjects int, duration time.Duration, subscribers, alerts int) error {
 	}
 	defer admin.Close()
 	cat := topics.Catalogue(cfg.TopicPrefix, 12, 1)
-	if err := migrate.Topics(context.Background(), admin, cat, b.log); err != nil {
+	if err := topics.Migrate(context.Background(), admin, cat, b.log); err != nil {
 		return err
 	}
 	defer func() {
@@ -118,7 +118,7 @@ func (b *bench) warehouse() (func(), error) {
 		return nil, err
 	}
 	db := "bench_views_" + time.Now().Format("150405")
-	if err := migrate.ClickHouse(ctx, admin, db, b.log); err != nil {
+	if err := schema.Migrate(ctx, admin, db, b.log); err != nil {
 		return nil, err
 	}
 	batch, err := admin.PrepareBatch(ctx, "INSERT INTO "+db+".submissions ("+strings.Join(warehouse.Submissions.Columns, ", ")+")")

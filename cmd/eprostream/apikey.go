@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eprostream/eprostream/apikeys"
-	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
 
 func newAPIKeyCmd(a *app) *cobra.Command {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/internal/connect"
 )
 
 func newCheckCmd(a *app) *cobra.Command {

@@ -16,13 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eprostream/eprostream/analytics"
-	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/consumerlag"
-	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/consumerlag"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/rules"
-	"github.com/eprostream/eprostream/topics"
 )
 
 func newDemoCmd(a *app) *cobra.Command {

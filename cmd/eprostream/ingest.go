@@ -7,15 +7,15 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eprostream/eprostream/admin"
-	"github.com/eprostream/eprostream/apikeys"
 	"github.com/eprostream/eprostream/catalog"
-	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/emitters"
-	"github.com/eprostream/eprostream/emitters/gateway"
-	"github.com/eprostream/eprostream/idempotency"
-	"github.com/eprostream/eprostream/ratelimit"
-	"github.com/eprostream/eprostream/redislock"
+	"github.com/eprostream/eprostream/gateway"
+	"github.com/eprostream/eprostream/internal/admin"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/internal/redis/fencedlock"
+	"github.com/eprostream/eprostream/internal/redis/idempotency"
+	"github.com/eprostream/eprostream/internal/redis/ratelimit"
 )
 
 type ingestFlags struct {
@@ -74,7 +74,7 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 	rdb := connect.RedisFailFast(a.cfg)
 	prefix := a.cfg.RedisPrefix()
 	reg := admin.NewRegistry()
-	deps := gateway.Deps{Keys: apikeys.NewStore(rdb, prefix), Locks: redislock.New(rdb, prefix), Log: a.log, Registry: reg}
+	deps := gateway.Deps{Keys: apikeys.NewStore(rdb, prefix), Locks: fencedlock.New(rdb, prefix), Log: a.log, Registry: reg}
 	if !f.noLimits {
 		if deps.Limiter, err = ratelimit.New(rdb, prefix, f.rate); err != nil {
 			return nil, err

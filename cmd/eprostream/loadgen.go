@@ -14,7 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/eprostream/eprostream/emitters"
-	"github.com/eprostream/eprostream/loadgen"
+	"github.com/eprostream/eprostream/internal/loadgen"
 )
 
 type loadgenFlags struct {

@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/migrate"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/clickhouse/schema"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 )
 
 func newMigrateCmd(a *app) *cobra.Command {
@@ -32,7 +32,7 @@ func runMigrate(ctx context.Context, a *app) error {
 	}
 	defer admin.Close()
 	specs := topics.Catalogue(a.cfg.TopicPrefix, a.cfg.Partitions, a.cfg.ReplicationFactor)
-	if err := migrate.Topics(ctx, admin, specs, a.log); err != nil {
+	if err := topics.Migrate(ctx, admin, specs, a.log); err != nil {
 		return err
 	}
 	conn, err := connect.ClickHouse(a.cfg, "")
@@ -40,7 +40,7 @@ func runMigrate(ctx context.Context, a *app) error {
 		return err
 	}
 	defer conn.Close()
-	if err := migrate.ClickHouse(ctx, conn, a.cfg.ClickHouseDatabase, a.log); err != nil {
+	if err := schema.Migrate(ctx, conn, a.cfg.ClickHouseDatabase, a.log); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "migrate: %d topics and the ClickHouse schema of database %s are in place\n", len(specs), a.cfg.ClickHouseDatabase)

@@ -16,17 +16,17 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eprostream/eprostream/admin"
-	"github.com/eprostream/eprostream/chsink"
-	"github.com/eprostream/eprostream/connect"
 	"github.com/eprostream/eprostream/emitters"
-	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/admin"
+	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/tablestore"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/processors/intake"
 	"github.com/eprostream/eprostream/processors/subject"
 	"github.com/eprostream/eprostream/processors/warehouse"
 	"github.com/eprostream/eprostream/rules"
-	"github.com/eprostream/eprostream/tablestore"
-	"github.com/eprostream/eprostream/topics"
 )
 
 type processFlags struct {

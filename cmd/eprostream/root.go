@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eprostream/eprostream/config"
+	"github.com/eprostream/eprostream/internal/config"
 )
 
 // app is what every subcommand shares: the validated configuration and the logger.

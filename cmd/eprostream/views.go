@@ -9,12 +9,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eprostream/eprostream/admin"
-	"github.com/eprostream/eprostream/apikeys"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/processors/webhook"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/admin"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/processors/delivery"
 	"github.com/eprostream/eprostream/views"
 	"github.com/eprostream/eprostream/webhooks"
 )
@@ -97,7 +97,7 @@ func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.
 		_ = rdb.Close()
 		return err
 	}
-	proc, err := webhook.New(a.cfg.KafkaBrokers, names, webhook.Deps{Deliverer: deliverer, Log: a.log},
+	proc, err := delivery.New(a.cfg.KafkaBrokers, names, delivery.Deps{Deliverer: deliverer, Log: a.log},
 		kafkaconfig.GokaOptions(a.cfg, "eprostream-webhooks", filepath.Join(stateDir, "webhooks"), a.log)...)
 	if err != nil {
 		_ = rdb.Close()

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eprostream/eprostream/connect"
+	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/webhooks"
 )
 

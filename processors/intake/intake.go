@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/dlq"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/processors/internal/dlq"
 )
 
 // Group is the group name before the topic prefix.

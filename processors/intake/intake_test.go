@@ -13,9 +13,9 @@ import (
 	"github.com/lovoo/goka/tester"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/processors/intake"
-	"github.com/eprostream/eprostream/topics"
+	"github.com/eprostream/eprostream/processors/internal/dlq"
 )
 
 var received = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)

@@ -12,23 +12,23 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/config"
-	"github.com/eprostream/eprostream/devstack"
-	"github.com/eprostream/eprostream/dlq"
 	"github.com/eprostream/eprostream/emitters"
-	"github.com/eprostream/eprostream/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/redis/fencedlock"
+	"github.com/eprostream/eprostream/internal/testenv"
+	"github.com/eprostream/eprostream/processors/internal/dlq"
 	"github.com/eprostream/eprostream/processors/subject"
-	"github.com/eprostream/eprostream/redislock"
 	"github.com/eprostream/eprostream/rules"
-	"github.com/eprostream/eprostream/topics"
 )
 
 // Writer A takes the subject's lock, stalls past its TTL, and sends its
 // plan after writer B took the lock and sent its own. The subject group
 // keeps B's plan and dead-letters A's command as stale.
 func TestLateWriterAfterLockExpiryIsFencedOff(t *testing.T) {
-	cfg := devstack.KafkaTopics(t, 3)
-	rdb, prefix := devstack.Redis(t)
+	cfg := testenv.KafkaTopics(t, 3)
+	rdb, prefix := testenv.Redis(t)
 	log := quietLog()
 	names := topics.NewNames(cfg.TopicPrefix)
 	dir := t.TempDir()
@@ -47,8 +47,8 @@ func TestLateWriterAfterLockExpiryIsFencedOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sender.Close()
-	locks := redislock.New(rdb, prefix)
-	plan := func(lk *redislock.Lock, dose int) codecs.Command {
+	locks := fencedlock.New(rdb, prefix)
+	plan := func(lk *fencedlock.Lock, dose int) codecs.Command {
 		p, _ := json.Marshal(map[string]int{"dose_mg": dose})
 		return codecs.Command{CommandID: "plan-" + string(rune('0'+dose/100)), Kind: codecs.CommandPlanAdjusted,
 			StudyID: "ONC-301", SubjectID: "S-1", At: time.Now().UTC(), Fence: lk.Fence, Plan: p}

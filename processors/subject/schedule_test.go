@@ -12,13 +12,13 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/connect"
-	"github.com/eprostream/eprostream/devstack"
-	"github.com/eprostream/eprostream/kafkaconfig"
-	"github.com/eprostream/eprostream/migrate"
+	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/testenv"
+
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/processors/subject"
 	"github.com/eprostream/eprostream/rules"
-	"github.com/eprostream/eprostream/topics"
 )
 
 type recorder struct {
@@ -37,15 +37,15 @@ func (r *recorder) Emit(_ context.Context, c codecs.Command) error {
 // interval exactly one of them sweeps, and it asks only about the subject
 // that has been silent longer than the rules allow.
 func TestSchedulersShareOneSweepPerInterval(t *testing.T) {
-	cfg := devstack.Kafka(t)
-	rdb, prefix := devstack.Redis(t)
+	cfg := testenv.Kafka(t)
+	rdb, prefix := testenv.Redis(t)
 	admin, err := connect.KafkaAdmin(cfg, "schedule-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
 	log := quietLog()
-	if err := migrate.Topics(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
+	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
 		t.Fatal(err)
 	}
 	names := topics.NewNames(cfg.TopicPrefix)

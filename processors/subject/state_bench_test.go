@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/loadgen"
+	"github.com/eprostream/eprostream/internal/loadgen"
 	"github.com/eprostream/eprostream/processors/intake"
 	"github.com/eprostream/eprostream/processors/subject"
 	"github.com/eprostream/eprostream/rules"

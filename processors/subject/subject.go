@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/processors/internal/dlq"
 	"github.com/eprostream/eprostream/rules"
-	"github.com/eprostream/eprostream/topics"
 )
 
 // Group is the group name before the topic prefix; its table is

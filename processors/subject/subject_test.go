@@ -13,9 +13,9 @@ import (
 	"github.com/lovoo/goka/tester"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/processors/internal/dlq"
 	"github.com/eprostream/eprostream/processors/subject"
-	"github.com/eprostream/eprostream/topics"
 )
 
 var t0 = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)

@@ -9,9 +9,9 @@ import (
 
 	"github.com/lovoo/goka"
 
-	"github.com/eprostream/eprostream/chsink"
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/dlq"
+	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
+	"github.com/eprostream/eprostream/processors/internal/dlq"
 )
 
 // The destination tables (migrate/clickhouse/*.sql).

@@ -1,0 +1,146 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/internal/testenv"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startIngest runs `eprostream ingest` on addr with env; it is stopped with
+// SIGTERM at cleanup.
+func startIngest(t *testing.T, f *fixture, env, addr string, args ...string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "ingest.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testenv.Binary(t), append([]string{"ingest", "--listen", addr}, args...)...)
+	cmd.Env = append(os.Environ(), "EPRO_ENV="+env, "TOPIC_PREFIX="+f.cfg.TopicPrefix, "ADMIN_ADDR=")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("ingest %s log:\n%s", addr, b)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/openapi.json")
+		if err == nil {
+			_ = resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest on %s did not start: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Two gateway processes share one key's budget through Redis. The key
+// allows 100 submissions/s with a burst of 100; over the run both together
+// may accept burst + rate × elapsed, within 15 %. Two independent limits
+// would accept about twice that.
+func TestTwoGatewaysEnforceOneLimit(t *testing.T) {
+	f := newFixture(t)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	env := "gw-" + hex.EncodeToString(b)
+	prefix := "eprostream:" + env + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := f.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			f.rdb.Del(ctx, iter.Val())
+		}
+	})
+	_, token, err := apikeys.NewStore(f.rdb, prefix).Create(context.Background(), apikeys.Spec{Name: "shared",
+		Studies: []string{"ONC-301"}, Roles: []string{apikeys.RoleSubmit}, RatePerSec: 100, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	for _, a := range addrs {
+		startIngest(t, f, env, a)
+	}
+	var accepted, limited, other atomic.Int64
+	var seq atomic.Int64
+	const runFor = 3 * time.Second
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for time.Since(start) < runFor {
+				n := seq.Add(1)
+				req, _ := http.NewRequest(http.MethodPost, "http://"+addrs[w%2]+"/v1/submissions",
+					strings.NewReader(string(native(fmt.Sprintf("two-%d", n), nil))))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					other.Add(1)
+					continue
+				}
+				_ = resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusAccepted:
+					accepted.Add(1)
+				case http.StatusTooManyRequests:
+					limited.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	want := 100 + 100*elapsed.Seconds()
+	got := float64(accepted.Load())
+	t.Logf("two gateways: %d accepted, %d limited, %d other in %s; one shared limit allows %.0f",
+		accepted.Load(), limited.Load(), other.Load(), elapsed.Round(time.Millisecond), want)
+	if other.Load() > 0 {
+		t.Fatalf("%d answers were neither 202 nor 429", other.Load())
+	}
+	if limited.Load() == 0 || got < 0.85*want || got > 1.15*want {
+		t.Fatalf("accepted %.0f, want %.0f ± 15%%", got, want)
+	}
+	if n := f.records(f.names.Submissions); n != accepted.Load() {
+		t.Fatalf("%d records for %d accepted submissions", n, accepted.Load())
+	}
+}

@@ -1,0 +1,233 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/internal/redis/idempotency"
+)
+
+// contentTypeOK checks the content type; false means a 415 was written.
+func contentTypeOK(w http.ResponseWriter, r *http.Request, fhirOK bool) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !(fhirOK && mt == "application/fhir+json")) {
+		want := "application/json"
+		if fhirOK {
+			want += " or application/fhir+json"
+		}
+		fail(w, http.StatusUnsupportedMediaType, "Content-Type must be "+want)
+		return false
+	}
+	return true
+}
+
+// readBody reads at most limit bytes; false means an error was written.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		fail(w, http.StatusRequestEntityTooLarge, "body is over the limit of "+strconv.FormatInt(limit, 10)+" bytes")
+		return nil, false
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, "could not read the body")
+		return nil, false
+	}
+	return body, true
+}
+
+// decode validates one submission for key: 0 and the submission, or the
+// status and problem to answer.
+func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool) (codecs.Submission, int, Problem) {
+	s, err := codecs.ParseSubmission(body)
+	if err != nil {
+		status, p := problemOf(err)
+		return s, status, p
+	}
+	var fields codecs.FieldErrors
+	if err := s.Validate(g.now()); err != nil {
+		if !errors.As(err, &fields) {
+			status, p := problemOf(err)
+			return s, status, p
+		}
+	}
+	// FromFHIR marks what it mapped; it keeps a resource's other elements in Extra.
+	isFHIR := s.Source == "fhir" && bytes.Contains(body, []byte(`"resourceType"`))
+	if fhirOnly && !isFHIR {
+		fields = append(fields, codecs.FieldError{Path: "resourceType", Reason: "is required with Content-Type application/fhir+json"})
+	}
+	var unknown []string
+	for name := range s.Extra {
+		if !isFHIR && !strings.HasPrefix(name, "x_") {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		fields = append(fields, codecs.FieldError{Path: quote(name), Reason: "is not a field of the envelope (extensions must start with x_)"})
+	}
+	if msg := scopeProblem(k, s.StudyID); msg != "" && s.StudyID != "" {
+		return s, http.StatusForbidden, Problem{Error: msg}
+	}
+	studyErr, siteErr := g.cfg.Catalogue.Check(s.StudyID, s.SiteID)
+	if studyErr != nil && s.StudyID != "" && codecs.CheckID(s.StudyID) == nil {
+		fields = append(fields, codecs.FieldError{Path: "study_id", Reason: studyErr.Error()})
+	}
+	if siteErr != nil && codecs.CheckID(s.SiteID) == nil {
+		fields = append(fields, codecs.FieldError{Path: "site_id", Reason: siteErr.Error()})
+	}
+	if len(fields) > 0 {
+		status, p := problemOf(fields)
+		return s, status, p
+	}
+	return s, 0, Problem{}
+}
+
+// idempotencyKey is the key a request's outcome is stored under: the
+// Idempotency-Key header when sent, the message_id otherwise; scoped to the
+// API key so clients never see each other's answers.
+func idempotencyKey(k apikeys.Key, header, messageID string) string {
+	if header != "" {
+		return k.ID + ":h:" + header
+	}
+	return k.ID + ":m:" + messageID
+}
+
+func fingerprint(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:12])
+}
+
+func validIdempotencyHeader(h string) bool {
+	if len(h) == 0 || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] < 0x21 || h[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// postSubmission is POST /v1/submissions.
+func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
+	k := keyOf(r)
+	idemHeader := r.Header.Get("Idempotency-Key")
+	if idemHeader != "" && !validIdempotencyHeader(idemHeader) {
+		fail(w, http.StatusBadRequest, "Idempotency-Key must be 1-255 printable ASCII characters")
+		return
+	}
+	if !contentTypeOK(w, r, true) || !g.admit(w, r, k, 1) {
+		return
+	}
+	body, ok := readBody(w, r, int64(g.cfg.MaxBodyBytes))
+	if !ok {
+		return
+	}
+	s, status, p := g.decode(k, body, isFHIRContent(r))
+	if status != 0 {
+		g.metrics.items.WithLabelValues(outcomeOf(status)).Inc()
+		writeJSON(w, status, p)
+		return
+	}
+	claim, ok := g.claim(w, r, idempotencyKey(k, idemHeader, s.MessageID), fingerprint(body))
+	if !ok {
+		return
+	}
+	errs := g.produce(r.Context(), []record{{key: s.SubjectID, value: body}})
+	if errs[0] != nil {
+		g.abandon(r, claim)
+		g.unavailable(w, errs[0])
+		return
+	}
+	out, _ := json.Marshal(Accepted{MessageID: s.MessageID, Status: "accepted"})
+	if g.deps.Idempotency != nil && claim.Owned {
+		if err := g.complete(r.Context(), claim, idempotency.Outcome{Status: http.StatusAccepted, Body: out}); err != nil {
+			g.metrics.degraded.WithLabelValues("idempotency").Inc()
+			g.log.Warn("idempotency outcome not stored; a retry would send again", "message_id", s.MessageID, "err", err)
+		}
+	}
+	g.metrics.items.WithLabelValues("accepted").Inc()
+	writeRaw(w, http.StatusAccepted, out)
+}
+
+func isFHIRContent(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/fhir+json"
+}
+
+// claim begins the idempotent part of a request; false means the answer
+// (a replay, 409 or 422) was written.
+func (g *Gateway) claim(w http.ResponseWriter, r *http.Request, key, fp string) (idempotency.Claim, bool) {
+	if g.deps.Idempotency == nil {
+		return idempotency.Claim{}, true
+	}
+	c, err := g.begin(r.Context(), key, fp)
+	switch {
+	case err == nil && c.Replay != nil:
+		g.metrics.replayed.Inc()
+		g.metrics.items.WithLabelValues("replayed").Inc()
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeRaw(w, c.Replay.Status, c.Replay.Body)
+		return c, false
+	case err == nil:
+		return c, true
+	case errors.Is(err, idempotency.ErrInProgress):
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusConflict, "a request with this message_id or Idempotency-Key is in progress; retry for its answer")
+		return c, false
+	case errors.Is(err, idempotency.ErrMismatch):
+		fail(w, http.StatusUnprocessableEntity, "this message_id or Idempotency-Key was already used for a different body")
+		return c, false
+	case r.Context().Err() != nil:
+		return c, false
+	default:
+		// Redis is unreachable: go on unguarded; downstream drops duplicates by message_id.
+		g.metrics.degraded.WithLabelValues("idempotency").Inc()
+		g.log.Debug("idempotency unavailable, sending unguarded", "err", err)
+		return idempotency.Claim{}, true
+	}
+}
+
+func (g *Gateway) abandon(r *http.Request, c idempotency.Claim) {
+	if g.deps.Idempotency == nil || !c.Owned {
+		return
+	}
+	if err := g.deps.Idempotency.Abort(r.Context(), c); err != nil {
+		g.log.Warn("idempotency claim not released; it expires by itself", "err", err)
+	}
+}
+
+func (g *Gateway) unavailable(w http.ResponseWriter, err error) {
+	g.metrics.items.WithLabelValues("unavailable").Inc()
+	g.log.Warn("submission not acknowledged by Kafka", "err", err)
+	w.Header().Set("Retry-After", "1")
+	fail(w, http.StatusServiceUnavailable, "Kafka did not acknowledge the submission, so it is not accepted; "+
+		"retry with the same message_id (retries are deduplicated)")
+}
+
+func outcomeOf(status int) string {
+	switch {
+	case status == http.StatusAccepted:
+		return "accepted"
+	case status == http.StatusServiceUnavailable:
+		return "unavailable"
+	case status == http.StatusForbidden:
+		return "refused"
+	default:
+		return "invalid"
+	}
+}

@@ -1,0 +1,74 @@
+// Package connect opens eprostream's clients of Kafka, Redis and ClickHouse
+// from one Config, and checks that each service answers.
+package connect
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/IBM/sarama"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+)
+
+// KafkaAdmin opens a cluster admin client.
+func KafkaAdmin(cfg config.Config, clientID string) (sarama.ClusterAdmin, error) {
+	admin, err := sarama.NewClusterAdmin(cfg.KafkaBrokers, kafkaconfig.Sarama(clientID, cfg.DialTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("connect: kafka at %v: %w", cfg.KafkaBrokers, err)
+	}
+	return admin, nil
+}
+
+// Redis returns a Redis client; go-redis connects lazily, so call PingRedis
+// to know it answers.
+func Redis(cfg config.Config) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:        cfg.RedisAddr,
+		Password:    cfg.RedisPassword,
+		DialTimeout: cfg.DialTimeout,
+	})
+}
+
+// RedisFailFast returns a Redis client for request paths that must not wait
+// on a Redis outage (the gateway): one attempt, short timeouts, so a
+// request falls back to its Redis-free path within milliseconds.
+func RedisFailFast(cfg config.Config) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:          cfg.RedisAddr,
+		Password:      cfg.RedisPassword,
+		DialTimeout:   250 * time.Millisecond,
+		ReadTimeout:   500 * time.Millisecond,
+		WriteTimeout:  500 * time.Millisecond,
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		// Every request makes several round trips; a pool as large as the
+		// HTTP concurrency keeps requests from queueing for a connection.
+		PoolSize: 256,
+	})
+}
+
+// ClickHouse opens a native-protocol connection pool to database (empty
+// means the server's default database). The HTTP protocol is not used: the
+// 18.16 servers we support reject a setting the client sends over HTTP.
+func ClickHouse(cfg config.Config, database string) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Protocol: clickhouse.Native,
+		Addr:     []string{cfg.ClickHouseAddr},
+		Auth: clickhouse.Auth{
+			Database: database,
+			Username: cfg.ClickHouseUser,
+			Password: cfg.ClickHousePassword,
+		},
+		DialTimeout: cfg.DialTimeout,
+		ClientInfo:  clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "eprostream", Version: "1"}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect: clickhouse at %s: %w", cfg.ClickHouseAddr, err)
+	}
+	return conn, nil
+}

@@ -1,0 +1,91 @@
+package kafkaconfig
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/kafka/orderedcommit"
+)
+
+// GokaOptions returns the processor options every eprostream group uses:
+// sarama configured by Sarama (acks=all, idempotent producer, oldest offset,
+// Kafka 4 protocol) instead of goka's global defaults, topics created by
+// `eprostream migrate` only (a missing topic is an error, not a surprise
+// topic with wrong settings), local table storage under stateDir, and goka's
+// log lines at debug level of log; empty records are passed to callbacks.
+func GokaOptions(c config.Config, clientID, stateDir string, log *slog.Logger) []goka.ProcessorOption {
+	cfg := Sarama(clientID, c.DialTimeout)
+	return []goka.ProcessorOption{
+		goka.WithClientID(clientID),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithConsumerGroupBuilder(orderedGroups(cfg)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, topicManagerConfig(c))),
+		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "processor"))),
+		goka.WithLogger(gokaLogger{log}),
+		// An empty record is bad input like any other: it must reach the
+		// callback and the DLQ, not be dropped silently (goka's default).
+		goka.WithNilHandling(goka.NilProcess),
+	}
+}
+
+// ViewOptions is GokaOptions for goka views.
+func ViewOptions(c config.Config, clientID, stateDir string, log *slog.Logger) []goka.ViewOption {
+	cfg := Sarama(clientID, c.DialTimeout)
+	return []goka.ViewOption{
+		goka.WithViewClientID(clientID),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, topicManagerConfig(c))),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "view"))),
+		goka.WithViewLogger(gokaLogger{log}),
+		goka.WithViewAutoReconnect(),
+	}
+}
+
+// EmitterOptions is GokaOptions for goka emitters.
+func EmitterOptions(c config.Config, clientID string, log *slog.Logger) []goka.EmitterOption {
+	cfg := Sarama(clientID, c.DialTimeout)
+	return []goka.EmitterOption{
+		goka.WithEmitterClientID(clientID),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, topicManagerConfig(c))),
+		goka.WithEmitterLogger(gokaLogger{log}),
+	}
+}
+
+func topicManagerConfig(c config.Config) *goka.TopicManagerConfig {
+	tm := goka.NewTopicManagerConfig()
+	tm.Table.Replication = c.ReplicationFactor
+	tm.Stream.Replication = c.ReplicationFactor
+	tm.NoCreate = true
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorFail
+	return tm
+}
+
+// gokaLogger sends goka's logs to slog at debug level.
+type gokaLogger struct{ log *slog.Logger }
+
+func (l gokaLogger) Print(v ...interface{})   { l.log.Debug(fmt.Sprint(v...), "component", "goka") }
+func (l gokaLogger) Println(v ...interface{}) { l.log.Debug(fmt.Sprint(v...), "component", "goka") }
+func (l gokaLogger) Printf(f string, v ...interface{}) {
+	l.log.Debug(fmt.Sprintf(f, v...), "component", "goka")
+}
+
+// orderedGroups builds goka's consumer groups with in-order commits (see
+// package orderedcommit for why goka needs them).
+func orderedGroups(cfg *sarama.Config) goka.ConsumerGroupBuilder {
+	build := goka.ConsumerGroupBuilderWithConfig(cfg)
+	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		g, err := build(brokers, group, clientID)
+		if err != nil {
+			return nil, err
+		}
+		return orderedcommit.Wrap(g), nil
+	}
+}

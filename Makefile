@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build browser demo test vet fmt-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check
+.PHONY: up down status build browser demo test vet fmt-check tracked-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -26,6 +26,15 @@ demo: up build ## a minute of a synthetic trial through the groups, then what ha
 vet:
 	$(GO) vet ./...
 
+# No build output or data in the repository: every tracked file is under 1 MB
+# and none is an executable binary (ELF, Mach-O, PE).
+tracked-check:
+	@bad=0; while IFS= read -r -d '' f; do [[ -f $$f ]] || continue; \
+	  if (( $$(stat -c %s -- "$$f") > 1048576 )); then echo "tracked file over 1 MB: $$f"; bad=1; fi; \
+	  magic=$$(head -c 4 -- "$$f" | od -An -tx1 | tr -d ' \n'); \
+	  case $$magic in 7f454c46|cffaedfe|cefaedfe|feedface|feedfacf|4d5a*) echo "tracked executable binary: $$f"; bad=1 ;; esac; \
+	done < <(git ls-files -z); exit $$bad
+
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt would change: $$out"; exit 1; fi
 
@@ -36,7 +45,7 @@ TESTFILTER := grep --line-buffered -E '^(--- (PASS|FAIL|SKIP)|FAIL|ok |PASS$$|pa
 browser: ## headless Chromium for the dashboard test (Debian's chromium)
 	@command -v chromium >/dev/null || $(STACK) apt chromium
 
-test: up browser vet fmt-check compose-check
+test: tracked-check up browser vet fmt-check compose-check
 	@echo "==> go test $(TESTFLAGS) ./... (against Kafka, Redis and ClickHouse on 127.0.0.1)"
 	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
 	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./gateway/ (stop and start ClickHouse, Kafka, Redis)"

@@ -32,6 +32,7 @@ pid=
 cleanup() {
   [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   java -cp "${DEVSTACK_DIR:-$ROOT/.devstack}/kafka/libs/*" -Dlog4j2.configurationFile="$ROOT/devstack/kafka/log4j2.properties" \
+    -Dkafka.logs.file="${DEVSTACK_DIR:-$ROOT/.devstack}/kafka/tools.log" \
     org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:${DEVSTACK_KAFKA_PORT:-9092} \
     --delete --topic "bench-gw-$STAMP\\..*" >/dev/null 2>&1 || true
   redis-cli -p "${DEVSTACK_REDIS_PORT:-6379}" --scan --pattern "eprostream:$EPRO_ENV:*" | xargs -r -n 1000 redis-cli -p "${DEVSTACK_REDIS_PORT:-6379}" DEL >/dev/null

@@ -96,7 +96,7 @@ func FromFHIR(b []byte) (Submission, error) {
 		m.add("resourceType", "is %s, want QuestionnaireResponse", quoteShort(rt))
 		return Submission{}, m.errs
 	}
-	s := Submission{Source: "fhir"}
+	s := Submission{Source: "fhir", Format: FormatFHIR}
 	s.MessageID = m.messageID(top)
 	s.SubjectID = m.subjectID(top["subject"])
 	s.StudyID, s.SiteID = m.studyAndSite(top["extension"])
@@ -105,8 +105,9 @@ func FromFHIR(b []byte) (Submission, error) {
 	s.Instrument, s.InstrumentVersion = splitCanonical(canonical)
 	m.decode("authored", top["authored"], &s.SubmittedAt)
 	if raw, ok := top["status"]; ok {
-		// The warehouse wants to tell completed from amended responses.
-		s.Extra = map[string]json.RawMessage{"status": raw}
+		// The warehouse wants to tell completed from amended responses; the
+		// name is an extension so the envelope re-encodes as a valid native one.
+		s.Extra = map[string]json.RawMessage{"x_fhir_status": raw}
 	}
 	m.walkItems("item", top["item"], 1)
 	if len(m.errs) > 0 {

@@ -70,6 +70,7 @@ func TestFromFHIRPHQ9(t *testing.T) {
 	want := Submission{
 		MessageID: "msg-0001", StudyID: "ONC-301", SiteID: "012", SubjectID: "ONC-301-012-0042",
 		Instrument: "PHQ-9", InstrumentVersion: "1.0", SubmittedAt: "2026-11-20T08:15:00+01:00", Source: "fhir",
+		Format: FormatFHIR,
 	}
 	got := s
 	got.Items, got.Extra = nil, nil
@@ -89,8 +90,8 @@ func TestFromFHIRPHQ9(t *testing.T) {
 	if total != 10 {
 		t.Errorf("PHQ-9 total = %v, want 10", total)
 	}
-	if string(s.Extra["status"]) != `"completed"` || len(s.Extra) != 1 {
-		t.Errorf("Extra = %v, want only status", s.Extra)
+	if string(s.Extra["x_fhir_status"]) != `"completed"` || len(s.Extra) != 1 {
+		t.Errorf("Extra = %v, want only x_fhir_status", s.Extra)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,8 +46,29 @@ type Submission struct {
 	Source      string `json:"source,omitempty"`
 	Items       []Item `json:"items"`
 	// Extra keeps the fields this version does not know, for the warehouse.
+	// A native envelope may carry only extensions (names starting with x_);
+	// a FHIR resource keeps here the elements the mapping does not read.
 	Extra map[string]json.RawMessage `json:"-"`
+	// Format is what ParseSubmission found the bytes to be. A Submission
+	// built in Go (the emitters) is native.
+	Format Format `json:"-"`
 }
+
+// Format is the shape a submission arrived in.
+type Format string
+
+// The formats ParseSubmission detects; "" counts as native.
+const (
+	FormatNative Format = "native"
+	FormatFHIR   Format = "fhir"
+)
+
+// ExtensionPrefix starts the name of every field a producer adds to the
+// native envelope; any other unknown name is refused as a likely typo.
+const ExtensionPrefix = "x_"
+
+// IsFHIR reports whether s was mapped from a FHIR resource.
+func (s Submission) IsFHIR() bool { return s.Format == FormatFHIR }
 
 // Item is one answer.
 type Item struct {
@@ -206,7 +228,7 @@ func ParseSubmission(b []byte) (Submission, error) {
 	}
 	if trimmed := bytes.TrimSpace(b); len(trimmed) > 0 && trimmed[0] == '{' && !containsFold(b, "resourcetype") {
 		// A native envelope (the common case): decoded once, without the probe.
-		var s Submission
+		s := Submission{Format: FormatNative}
 		if err := json.Unmarshal(b, &s); err != nil {
 			var syntax *json.SyntaxError
 			if errors.As(err, &syntax) {
@@ -214,6 +236,7 @@ func ParseSubmission(b []byte) (Submission, error) {
 			}
 			return Submission{}, FieldErrors{{Path: "$", Reason: jsonProblem(err)}}
 		}
+		s.Format = FormatNative
 		return s, nil
 	}
 	var probe struct {
@@ -233,6 +256,8 @@ func ParseSubmission(b []byte) (Submission, error) {
 		}
 	} else if err := json.Unmarshal(b, &s); err != nil {
 		return Submission{}, FieldErrors{{Path: "$", Reason: jsonProblem(err)}}
+	} else {
+		s.Format = FormatNative
 	}
 	return s, nil
 }
@@ -393,7 +418,34 @@ func (s Submission) Validate(now time.Time) error {
 			errs.add(p+".unit", "is longer than 32 characters")
 		}
 	}
+	s.checkExtensions(&errs)
 	return errs.err()
+}
+
+// checkExtensions refuses unknown fields of a native envelope that are not
+// extensions, in name order so the answer is stable.
+func (s Submission) checkExtensions(errs *FieldErrors) {
+	if s.IsFHIR() || len(s.Extra) == 0 {
+		return
+	}
+	var unknown []string
+	for name := range s.Extra {
+		if !strings.HasPrefix(name, ExtensionPrefix) {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		errs.add(quoteName(name), "is not a field of the envelope (extensions must start with %s)", ExtensionPrefix)
+	}
+}
+
+// quoteName quotes a field name for an error path, bounded and valid UTF-8.
+func quoteName(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return `"` + strings.ToValidUTF8(s, "?") + `"`
 }
 
 // ParseTime parses an RFC 3339 time that must carry its offset.

@@ -3,6 +3,7 @@ package emitters
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,9 +13,9 @@ import (
 	"github.com/lovoo/goka/codec"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/internal/config"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/logging"
 )
 
 // rawEmitter wraps a goka emitter of raw bytes with ctx-aware waiting.
@@ -22,24 +23,64 @@ type rawEmitter struct {
 	e *goka.Emitter
 }
 
-func newRaw(cfg config.Config, topic string, log *slog.Logger, opts ...goka.EmitterOption) (*rawEmitter, error) {
-	if len(opts) == 0 { // not under goka's tester: check the topic exists now, not at the first send
+// Config is where an emitter sends. Programs outside eprostream build it
+// themselves; every field but Brokers has a default.
+type Config struct {
+	Brokers     []string      // required
+	TopicPrefix string        // the environment's topic prefix, as given to `eprostream migrate`
+	DialTimeout time.Duration // each connection attempt; default 5 s
+	ClientID    string        // default eprostream-emitter
+}
+
+func (c *Config) setDefaults() {
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.ClientID == "" {
+		c.ClientID = "eprostream-emitter"
+	}
+}
+
+// Validate says what is wrong with c (after defaults).
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("emitters: config: Brokers is empty")
+	}
+	return nil
+}
+
+// Deps are an emitter's collaborators.
+type Deps struct {
+	Log *slog.Logger // nil discards
+}
+
+func (c Config) kafka() kafkaconfig.Conn {
+	return kafkaconfig.Conn{Brokers: c.Brokers, DialTimeout: c.DialTimeout}
+}
+
+func newRaw(cfg Config, topic string, deps Deps, opts ...goka.EmitterOption) (*rawEmitter, error) {
+	cfg.setDefaults()
+	tested := len(opts) > 0 // goka's tester never dials
+	if err := cfg.Validate(); err != nil && !tested {
+		return nil, err
+	}
+	if !tested { // check the topic exists now, not at the first send
 		if err := topicExists(cfg, topic); err != nil {
 			return nil, err
 		}
 	}
-	all := append(kafkaconfig.EmitterOptions(cfg, "eprostream-emitter", log), opts...)
-	e, err := goka.NewEmitter(cfg.KafkaBrokers, goka.Stream(topic), new(codec.Bytes), all...)
+	all := append(kafkaconfig.EmitterOptions(cfg.kafka(), cfg.ClientID, logging.OrDiscard(deps.Log)), opts...)
+	e, err := goka.NewEmitter(cfg.Brokers, goka.Stream(topic), new(codec.Bytes), all...)
 	if err != nil {
 		return nil, fmt.Errorf("emitters: %s: %w", topic, err)
 	}
 	return &rawEmitter{e: e}, nil
 }
 
-func topicExists(cfg config.Config, topic string) error {
-	client, err := sarama.NewClient(cfg.KafkaBrokers, kafkaconfig.Sarama("eprostream-emitter", cfg.DialTimeout))
+func topicExists(cfg Config, topic string) error {
+	client, err := sarama.NewClient(cfg.Brokers, cfg.kafka().Sarama(cfg.ClientID))
 	if err != nil {
-		return fmt.Errorf("emitters: kafka at %v: %w", cfg.KafkaBrokers, err)
+		return fmt.Errorf("emitters: kafka at %v: %w", cfg.Brokers, err)
 	}
 	defer client.Close()
 	if _, err := client.Partitions(topic); err != nil {
@@ -87,8 +128,8 @@ type SubmissionEmitter struct {
 
 // NewSubmissionEmitter returns an emitter for the submissions topic of cfg.
 // opts are for tests (goka.WithEmitterTester).
-func NewSubmissionEmitter(cfg config.Config, log *slog.Logger, opts ...goka.EmitterOption) (*SubmissionEmitter, error) {
-	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Submissions, log, opts...)
+func NewSubmissionEmitter(cfg Config, deps Deps, opts ...goka.EmitterOption) (*SubmissionEmitter, error) {
+	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Submissions, deps, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +197,8 @@ func (e *SubmissionEmitter) Close() error { return e.raw.close() }
 type CommandEmitter struct{ raw *rawEmitter }
 
 // NewCommandEmitter returns an emitter for the commands topic of cfg.
-func NewCommandEmitter(cfg config.Config, log *slog.Logger, opts ...goka.EmitterOption) (*CommandEmitter, error) {
-	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Commands, log, opts...)
+func NewCommandEmitter(cfg Config, deps Deps, opts ...goka.EmitterOption) (*CommandEmitter, error) {
+	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Commands, deps, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func TestSubmissionEmitterAgainstKafka(t *testing.T) {
 	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), quiet); err != nil {
 		t.Fatal(err)
 	}
-	em, err := emitters.NewSubmissionEmitter(cfg, quiet)
+	em, err := emitters.NewSubmissionEmitter(cfg.Emitters(), emitters.Deps{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestSubmissionEmitterAgainstKafka(t *testing.T) {
 
 func TestEmitterNeedsMigratedTopics(t *testing.T) {
 	cfg := testenv.Kafka(t)
-	if _, err := emitters.NewSubmissionEmitter(cfg, quiet); err == nil {
+	if _, err := emitters.NewSubmissionEmitter(cfg.Emitters(), emitters.Deps{Log: quiet}); err == nil {
 		t.Fatal("an emitter for a topic that does not exist must fail at construction")
 	}
 }

@@ -9,13 +9,12 @@ import (
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/emitters"
-	"github.com/eprostream/eprostream/internal/config"
 )
 
 // A Go producer sends one diary entry and learns once Kafka has it.
 func ExampleSubmissionEmitter() {
-	cfg, _ := config.FromOSEnv()
-	em, err := emitters.NewSubmissionEmitter(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	cfg := emitters.Config{Brokers: []string{"127.0.0.1:9092"}} // and TopicPrefix, as given to migrate
+	em, err := emitters.NewSubmissionEmitter(cfg, emitters.Deps{Log: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -9,6 +9,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
 )
@@ -43,7 +44,7 @@ type batchItem struct {
 
 // postBatch is POST /v1/submissions:batch.
 func (g *Gateway) postBatch(w http.ResponseWriter, r *http.Request) {
-	k := keyOf(r)
+	k := httpauth.KeyOf(r)
 	if r.Header.Get("Idempotency-Key") != "" {
 		fail(w, http.StatusBadRequest, "Idempotency-Key is for single submissions; a batch is deduplicated by each item's message_id")
 		return
@@ -97,7 +98,7 @@ func splitBatch(body []byte, limit int) ([]json.RawMessage, string) {
 	}
 	for name := range doc {
 		if name != "submissions" {
-			return nil, "unknown field " + quote(name) + `; the body is {"submissions": [...]}`
+			return nil, "unknown field " + httpauth.Quote(name) + `; the body is {"submissions": [...]}`
 		}
 	}
 	var raws []json.RawMessage

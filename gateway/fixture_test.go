@@ -70,11 +70,11 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	f := &fixture{t: t, cfg: testenv.KafkaTopics(t, 3)}
 	f.rdb, f.prefix = testenv.Redis(t)
 	f.names = topics.NewNames(f.cfg.TopicPrefix)
-	subs, err := emitters.NewSubmissionEmitter(f.cfg, quiet)
+	subs, err := emitters.NewSubmissionEmitter(f.cfg.Emitters(), emitters.Deps{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmds, err := emitters.NewCommandEmitter(f.cfg, quiet)
+	cmds, err := emitters.NewCommandEmitter(f.cfg.Emitters(), emitters.Deps{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

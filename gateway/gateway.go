@@ -16,6 +16,7 @@ import (
 
 	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/fencedlock"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
@@ -105,6 +106,7 @@ type Gateway struct {
 	cfg         Config
 	deps        Deps
 	log         *slog.Logger
+	guard       *httpauth.Guard
 	breaker     *breaker.Breaker
 	metrics     *metrics
 	batch       redisBatchers
@@ -125,7 +127,11 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
+	guard, err := httpauth.New(httpauth.Config{}, httpauth.Deps{Keys: deps.Keys, Fail: fail, Log: deps.Log})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, guard: guard, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
 		metrics: newMetrics(deps.Registry), batch: newBatchers(deps), now: now}
 	if deps.Idempotency != nil {
 		g.completions = newCompleter(g)
@@ -137,13 +143,13 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, g.instrument(pattern, h)) }
-	route("POST /v1/submissions", g.authenticate(apikeys.RoleSubmit, g.postSubmission))
-	route("POST /v1/submissions:batch", g.authenticate(apikeys.RoleSubmit, g.postBatch))
-	route("POST /v1/subjects/{id}/plan", g.authenticate(apikeys.RoleOperate, g.postPlan))
-	route("POST /v1/alerts/{id}/ack", g.authenticate(apikeys.RoleOperate, g.postAck))
+	route("POST /v1/submissions", g.guard.Require(apikeys.RoleSubmit, g.postSubmission))
+	route("POST /v1/submissions:batch", g.guard.Require(apikeys.RoleSubmit, g.postBatch))
+	route("POST /v1/subjects/{id}/plan", g.guard.Require(apikeys.RoleOperate, g.postPlan))
+	route("POST /v1/alerts/{id}/ack", g.guard.Require(apikeys.RoleOperate, g.postAck))
 	route("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+quote(r.URL.Path)+"; see /openapi.json")
+		fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+httpauth.Quote(r.URL.Path)+"; see /openapi.json")
 	})
 	return mux
 }

@@ -10,6 +10,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/redis/fencedlock"
 )
 
@@ -81,7 +82,7 @@ func readCommand(w http.ResponseWriter, r *http.Request, v any, ids func(*codecs
 // postPlan is POST /v1/subjects/{id}/plan: one adjustment per subject at a
 // time, under a Redis lock whose fencing token travels with the command.
 func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
-	k, subject := keyOf(r), r.PathValue("id")
+	k, subject := httpauth.KeyOf(r), r.PathValue("id")
 	var req PlanRequest
 	if !readCommand(w, r, &req, func(fields *codecs.FieldErrors) {
 		checkField(fields, "subject_id (path)", subject)
@@ -92,7 +93,7 @@ func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 	}) {
 		return
 	}
-	if msg := scopeProblem(k, req.StudyID); msg != "" {
+	if msg := httpauth.ScopeProblem(k, req.StudyID); msg != "" {
 		fail(w, http.StatusForbidden, msg)
 		return
 	}
@@ -118,7 +119,7 @@ func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 // postAck is POST /v1/alerts/{id}/ack. Acknowledging twice is harmless: the
 // command id is derived from the alert id.
 func (g *Gateway) postAck(w http.ResponseWriter, r *http.Request) {
-	k, alert := keyOf(r), r.PathValue("id")
+	k, alert := httpauth.KeyOf(r), r.PathValue("id")
 	var req AckRequest
 	if !readCommand(w, r, &req, func(fields *codecs.FieldErrors) {
 		checkField(fields, "alert_id (path)", alert)
@@ -127,7 +128,7 @@ func (g *Gateway) postAck(w http.ResponseWriter, r *http.Request) {
 	}) {
 		return
 	}
-	if msg := scopeProblem(k, req.StudyID); msg != "" {
+	if msg := httpauth.ScopeProblem(k, req.StudyID); msg != "" {
 		fail(w, http.StatusForbidden, msg)
 		return
 	}

@@ -1,20 +1,18 @@
 package gateway
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 
 	json "github.com/goccy/go-json"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
 )
@@ -63,22 +61,10 @@ func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool) (codecs.Subm
 			return s, status, p
 		}
 	}
-	// FromFHIR marks what it mapped; it keeps a resource's other elements in Extra.
-	isFHIR := s.Source == "fhir" && bytes.Contains(body, []byte(`"resourceType"`))
-	if fhirOnly && !isFHIR {
+	if fhirOnly && !s.IsFHIR() {
 		fields = append(fields, codecs.FieldError{Path: "resourceType", Reason: "is required with Content-Type application/fhir+json"})
 	}
-	var unknown []string
-	for name := range s.Extra {
-		if !isFHIR && !strings.HasPrefix(name, "x_") {
-			unknown = append(unknown, name)
-		}
-	}
-	slices.Sort(unknown)
-	for _, name := range unknown {
-		fields = append(fields, codecs.FieldError{Path: quote(name), Reason: "is not a field of the envelope (extensions must start with x_)"})
-	}
-	if msg := scopeProblem(k, s.StudyID); msg != "" && s.StudyID != "" {
+	if msg := httpauth.ScopeProblem(k, s.StudyID); msg != "" && s.StudyID != "" {
 		return s, http.StatusForbidden, Problem{Error: msg}
 	}
 	studyErr, siteErr := g.cfg.Catalogue.Check(s.StudyID, s.SiteID)
@@ -124,7 +110,7 @@ func validIdempotencyHeader(h string) bool {
 
 // postSubmission is POST /v1/submissions.
 func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
-	k := keyOf(r)
+	k := httpauth.KeyOf(r)
 	idemHeader := r.Header.Get("Idempotency-Key")
 	if idemHeader != "" && !validIdempotencyHeader(idemHeader) {
 		fail(w, http.StatusBadRequest, "Idempotency-Key must be 1-255 printable ASCII characters")

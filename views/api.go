@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eprostream/eprostream/internal/httpauth"
+
 	"github.com/eprostream/eprostream/codecs"
 )
 
@@ -109,7 +111,7 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.log.Error("subject view read failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the subject view cannot be read right now"})
-	case !ok || !readerOf(r).MayActFor(st.StudyID): // another study's subject is not shown to exist
+	case !ok || !httpauth.KeyOf(r).MayActFor(st.StudyID): // another study's subject is not shown to exist
 		writeJSON(w, http.StatusNotFound, problem{Error: "no subject with this id has reported"})
 	default:
 		writeJSON(w, http.StatusOK, NewSubjectView(st))

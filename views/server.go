@@ -15,8 +15,10 @@ import (
 	gorilla "github.com/gorilla/mux"
 	"github.com/lovoo/goka/web/monitor"
 
-	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/eprostream/eprostream/internal/httpauth"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
 
 //go:embed static
@@ -25,24 +27,46 @@ var static embed.FS
 // Server is the read side's HTTP API: subject views, the live alert
 // stream, the dashboard page and goka's monitor.
 type Server struct {
-	addr     string
+	cfg      ServerConfig
 	subjects *Subjects
 	hub      *Hub
 	lag      *lagMeter
-	keys     *apikeys.Store
+	guard    *httpauth.Guard
 	log      *slog.Logger
 	extra    []func(Route)
 }
 
+// ServerConfig tunes a Server.
+type ServerConfig struct {
+	Addr string // host:port for Run; unused by Serve and Handler
+}
+
+// ServerDeps are a Server's collaborators.
+type ServerDeps struct {
+	Subjects *Subjects
+	Hub      *Hub
+	// Client reads the table's high-water marks for the staleness headers.
+	Client sarama.Client
+	Keys   httpauth.Authenticator
+	Log    *slog.Logger // nil discards
+}
+
 // Route adds an authenticated route: the handler sees the caller's key
-// through readerOf.
+// through httpauth.KeyOf.
 type Route func(pattern string, h http.HandlerFunc)
 
-// NewServer serves subjects and hub on addr to callers with a read key of
-// keys. client reads the table's high-water marks for the staleness headers.
-func NewServer(addr string, subjects *Subjects, hub *Hub, client sarama.Client, keys *apikeys.Store, log *slog.Logger) *Server {
-	return &Server{addr: addr, subjects: subjects, hub: hub, keys: keys, log: log,
-		lag: &lagMeter{view: subjects.view, client: client, topic: subjects.view.Topic()}}
+// NewServer serves deps.Subjects and deps.Hub to callers with a read key.
+func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
+	if deps.Subjects == nil || deps.Hub == nil || deps.Client == nil || deps.Keys == nil {
+		return nil, errors.New("views: ServerDeps.Subjects, Hub, Client and Keys are required")
+	}
+	log := orDiscard(deps.Log)
+	guard, err := httpauth.New(httpauth.Config{QueryToken: true}, httpauth.Deps{Keys: deps.Keys, Fail: fail, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("views: %w", err)
+	}
+	return &Server{cfg: cfg, subjects: deps.Subjects, hub: deps.Hub, guard: guard, log: log,
+		lag: &lagMeter{view: deps.Subjects.view, client: deps.Client, topic: deps.Subjects.view.Topic()}}, nil
 }
 
 // Handle adds routes of more read models (e.g. the site dashboards).
@@ -52,7 +76,9 @@ func (s *Server) Handle(register func(Route)) { s.extra = append(s.extra, regist
 // and reads everything through the authenticated API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, s.authenticate(h)) }
+	route := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, s.guard.Require(apikeys.RoleRead, h))
+	}
 	route("GET /v1/subjects/{id}", s.getSubject)
 	route("GET /v1/alerts/stream", s.streamAlerts)
 	page, _ := fs.Sub(static, "static")
@@ -73,7 +99,7 @@ func (s *Server) Monitor() http.Handler {
 
 // Run fills the view and the alert ring, then serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.addr)
+	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("views: listen: %w", err)
 	}

@@ -90,7 +90,10 @@ func (r *readSide) start() {
 		r.t.Fatal(err)
 	}
 	hub := views.NewHub(client, r.names.Alerts, log)
-	srv := views.NewServer("", subjects, hub, client, r.keys, log)
+	srv, err := views.NewServer(views.ServerConfig{}, views.ServerDeps{Subjects: subjects, Hub: hub, Client: client, Keys: r.keys, Log: log})
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	if r.sites != nil {
 		srv.Handle(r.sites.Register)
 	}

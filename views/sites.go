@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/eprostream/eprostream/internal/httpauth"
+
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -104,7 +106,7 @@ func (s *Sites) Register(route Route) {
 // getSummary is a study's summary, from its cached site dashboards.
 func (s *Sites) getSummary(w http.ResponseWriter, r *http.Request) {
 	study := r.PathValue("id")
-	if codecs.CheckID(study) == nil && !readerOf(r).MayActFor(study) {
+	if codecs.CheckID(study) == nil && !httpauth.KeyOf(r).MayActFor(study) {
 		writeJSON(w, http.StatusForbidden, problem{Error: "this API key may not read study " + study})
 		return
 	}
@@ -129,7 +131,7 @@ func (s *Sites) getStudies(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the study list cannot be read right now"})
 		return
 	}
-	writeJSON(w, http.StatusOK, readableStudies(readerOf(r), studies))
+	writeJSON(w, http.StatusOK, readableStudies(httpauth.KeyOf(r), studies))
 }
 
 // getSites answers the dashboards of ?study=, or of every study.
@@ -141,8 +143,8 @@ func (s *Sites) getSites(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the study list cannot be read right now"})
 			return
 		}
-		studies = readableStudies(readerOf(r), studies)
-	} else if !readerOf(r).MayActFor(studies[0]) {
+		studies = readableStudies(httpauth.KeyOf(r), studies)
+	} else if !httpauth.KeyOf(r).MayActFor(studies[0]) {
 		writeJSON(w, http.StatusForbidden, problem{Error: "this API key may not read study " + studies[0]})
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eprostream/eprostream/internal/httpauth"
+
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
@@ -19,7 +21,7 @@ import (
 func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := Filter{Study: q.Get("study"), Site: q.Get("site"), MinSeverity: q.Get("severity")}
-	if k := readerOf(r); !k.MayActFor(apikeys.AllStudies) {
+	if k := httpauth.KeyOf(r); !k.MayActFor(apikeys.AllStudies) {
 		if f.Study != "" && !k.MayActFor(f.Study) {
 			writeJSON(w, http.StatusForbidden, problem{Error: "this API key may not read study " + f.Study})
 			return

@@ -30,7 +30,7 @@ type Subjects struct {
 // NewSubjects returns a view of the subject table of cfg's environment,
 // keeping its local copy under stateDir. Call Run to fill and follow it.
 func NewSubjects(cfg config.Config, stateDir string, log *slog.Logger, opts ...goka.ViewOption) (*Subjects, error) {
-	all := append(kafkaconfig.ViewOptions(cfg, "eprostream-views", stateDir, log), opts...)
+	all := append(kafkaconfig.ViewOptions(cfg.Kafka(), "eprostream-views", stateDir, log), opts...)
 	v, err := goka.NewView(cfg.KafkaBrokers, goka.Table(topics.NewNames(cfg.TopicPrefix).SubjectTable), subject.StateCodec{}, all...)
 	if err != nil {
 		return nil, fmt.Errorf("views: %w", err)

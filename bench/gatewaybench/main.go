@@ -97,11 +97,11 @@ func run(duration time.Duration, conns, batchConns, batchSize int) error {
 	}()
 	e := &env{cfg: cfg, rdb: connect.RedisFailFast(cfg), prefix: "eprostream:bench-gw-" + stamp + ":", log: log}
 	defer e.cleanRedis()
-	if e.subs, err = emitters.NewSubmissionEmitter(cfg, log); err != nil {
+	if e.subs, err = emitters.NewSubmissionEmitter(cfg.Emitters(), emitters.Deps{Log: log}); err != nil {
 		return err
 	}
 	defer e.subs.Close()
-	if e.cmds, err = emitters.NewCommandEmitter(cfg, log); err != nil {
+	if e.cmds, err = emitters.NewCommandEmitter(cfg.Emitters(), emitters.Deps{Log: log}); err != nil {
 		return err
 	}
 	defer e.cmds.Close()

@@ -244,13 +244,13 @@ func (b *bench) timeGroups(n int, groups ...string) (float64, error) {
 	defer cancel()
 	errc := make(chan error, len(groups))
 	for _, g := range groups {
-		opts := kafkaconfig.GokaOptions(b.cfg, "spinebench-"+g, must(os.MkdirTemp("", "spinebench-")), b.log)
+		opts := kafkaconfig.GokaOptions(b.cfg.Kafka(), "spinebench-"+g, must(os.MkdirTemp("", "spinebench-")), b.log)
 		var p *goka.Processor
 		var err error
 		if g == "intake" {
-			p, err = intake.New(b.cfg.KafkaBrokers, b.names, intake.Deps{Log: b.log}, opts...)
+			p, err = intake.New(intake.Config{Brokers: b.cfg.KafkaBrokers, Names: b.names}, intake.Deps{Log: b.log}, opts...)
 		} else {
-			p, err = subject.New(b.cfg.KafkaBrokers, b.names, subject.Deps{Log: b.log}, opts...)
+			p, err = subject.New(subject.Config{Brokers: b.cfg.KafkaBrokers, Names: b.names}, subject.Deps{Log: b.log}, opts...)
 		}
 		if err != nil {
 			return 0, err
@@ -293,7 +293,7 @@ func (b *bench) recovery() (float64, int64, error) {
 		return 0, 0, err
 	}
 	view, err := goka.NewView(b.cfg.KafkaBrokers, goka.Table(b.names.SubjectTable), subject.StateCodec{},
-		kafkaconfig.ViewOptions(b.cfg, "spinebench-view", must(os.MkdirTemp("", "spinebench-view-")), b.log)...)
+		kafkaconfig.ViewOptions(b.cfg.Kafka(), "spinebench-view", must(os.MkdirTemp("", "spinebench-view-")), b.log)...)
 	if err != nil {
 		return 0, 0, err
 	}

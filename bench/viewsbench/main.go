@@ -240,7 +240,10 @@ func (b *bench) serve() (func(), error) {
 	}
 	hub := views.NewHub(client, b.names.Alerts, b.log)
 	hub.Buffer = 4096
-	srv := views.NewServer("", subjects, hub, client, b.keys, b.log)
+	srv, err := views.NewServer(views.ServerConfig{}, views.ServerDeps{Subjects: subjects, Hub: hub, Client: client, Keys: b.keys, Log: b.log})
+	if err != nil {
+		return nil, err
+	}
 	if b.sites != nil {
 		srv.Handle(b.sites.Register)
 	}

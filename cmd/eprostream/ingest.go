@@ -83,11 +83,11 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 	if !f.noIdem {
 		deps.Idempotency = idempotency.New(rdb, prefix)
 	}
-	subs, err := emitters.NewSubmissionEmitter(a.cfg, a.log)
+	subs, err := emitters.NewSubmissionEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
 	if err != nil {
 		return nil, err
 	}
-	cmds, err := emitters.NewCommandEmitter(a.cfg, a.log)
+	cmds, err := emitters.NewCommandEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
 	if err != nil {
 		_ = subs.Close()
 		return nil, err

@@ -93,7 +93,7 @@ func runLoadgen(ctx context.Context, a *app, f *loadgenFlags, progress io.Writer
 	if err != nil {
 		return loadSummary{}, err
 	}
-	em, err := emitters.NewSubmissionEmitter(a.cfg, a.log)
+	em, err := emitters.NewSubmissionEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
 	if err != nil {
 		return loadSummary{}, err
 	}

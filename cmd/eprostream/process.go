@@ -126,7 +126,7 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			if err != nil {
 				return err
 			}
-			mon.AttachView(sched.View)
+			mon.AttachView(sched.View())
 			defer closeSched()
 			g.Go(func() error { return sched.Run(ctx) })
 		}
@@ -148,12 +148,12 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 }
 
 func newProcessor(a *app, group string, names topics.Names, registry *rules.Registry, reg prometheus.Registerer, stateDir string) (*goka.Processor, error) {
-	opts := kafkaconfig.GokaOptions(a.cfg, "eprostream-"+group, filepath.Join(stateDir, group), a.log)
+	opts := kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-"+group, filepath.Join(stateDir, group), a.log)
 	switch group {
 	case intake.Group:
-		return intake.New(a.cfg.KafkaBrokers, names, intake.Deps{Log: a.log, Registry: reg}, opts...)
+		return intake.New(intake.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, intake.Deps{Log: a.log, Registry: reg}, opts...)
 	default:
-		return subject.New(a.cfg.KafkaBrokers, names, subject.Deps{Rules: registry, Log: a.log, Registry: reg}, opts...)
+		return subject.New(subject.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, subject.Deps{Rules: registry, Log: a.log, Registry: reg}, opts...)
 	}
 }
 
@@ -164,14 +164,14 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 		return nil, nil, err
 	}
 	dead, err := goka.NewEmitter(a.cfg.KafkaBrokers, goka.Stream(names.DLQ), new(codec.Bytes),
-		kafkaconfig.EmitterOptions(a.cfg, "eprostream-warehouse-dlq", a.log)...)
+		kafkaconfig.EmitterOptions(a.cfg.Kafka(), "eprostream-warehouse-dlq", a.log)...)
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, fmt.Errorf("warehouse: dlq emitter: %w", err)
 	}
 	sink := chsink.New(conn, a.cfg.ClickHouseDatabase, f.sink, warehouse.Rejecter(dead, warehouse.Group), a.log, reg)
-	proc, err := warehouse.New(a.cfg.KafkaBrokers, names, warehouse.Deps{Sink: sink, Log: a.log, Registry: reg},
-		kafkaconfig.GokaOptions(a.cfg, "eprostream-warehouse", filepath.Join(f.stateDir, warehouse.Group), a.log)...)
+	proc, err := warehouse.New(warehouse.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, warehouse.Deps{Sink: sink, Log: a.log, Registry: reg},
+		kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-warehouse", filepath.Join(f.stateDir, warehouse.Group), a.log)...)
 	if err != nil {
 		_ = dead.Finish()
 		_ = conn.Close()
@@ -192,21 +192,25 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 
 func newScheduler(a *app, names topics.Names, registry *rules.Registry, f processFlags) (*subject.Scheduler, func(), error) {
 	view, err := goka.NewView(a.cfg.KafkaBrokers, goka.Table(names.SubjectTable), subject.StateCodec{},
-		kafkaconfig.ViewOptions(a.cfg, "eprostream-schedule", filepath.Join(f.stateDir, "schedule"), a.log)...)
+		kafkaconfig.ViewOptions(a.cfg.Kafka(), "eprostream-schedule", filepath.Join(f.stateDir, "schedule"), a.log)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("schedule view: %w", err)
 	}
-	sender, err := emitters.NewCommandEmitter(a.cfg, a.log)
+	sender, err := emitters.NewCommandEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
 	if err != nil {
 		return nil, nil, err
 	}
 	rdb := connect.Redis(a.cfg)
-	return &subject.Scheduler{
-			View: view, Sender: sender, Locker: redislock.New(rdb), Interval: f.scheduleInterval,
-			LockKey: fmt.Sprintf("eprostream:%s:lock:%sschedule", a.cfg.Env, a.cfg.TopicPrefix),
-			Rules:   registry, Log: a.log,
-		}, func() {
-			_ = sender.Close()
-			_ = rdb.Close()
-		}, nil
+	sched, err := subject.NewScheduler(subject.ScheduleConfig{Interval: f.scheduleInterval,
+		LockKey: fmt.Sprintf("eprostream:%s:lock:%sschedule", a.cfg.Env, a.cfg.TopicPrefix)},
+		subject.ScheduleDeps{View: view, Sender: sender, Locker: redislock.New(rdb), Rules: registry, Log: a.log})
+	if err != nil {
+		_ = sender.Close()
+		_ = rdb.Close()
+		return nil, nil, err
+	}
+	return sched, func() {
+		_ = sender.Close()
+		_ = rdb.Close()
+	}, nil
 }

@@ -72,7 +72,11 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 		return err
 	}
 	keys := apikeys.NewStore(rdb, a.cfg.RedisPrefix())
-	srv := views.NewServer(f.listen, subjects, views.NewHub(client, names.Alerts, a.log), client, keys, a.log)
+	srv, err := views.NewServer(views.ServerConfig{Addr: f.listen}, views.ServerDeps{Subjects: subjects,
+		Hub: views.NewHub(client, names.Alerts, a.log), Client: client, Keys: keys, Log: a.log})
+	if err != nil {
+		return err
+	}
 	srv.Handle(sites.Register)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
@@ -97,8 +101,8 @@ func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.
 		_ = rdb.Close()
 		return err
 	}
-	proc, err := delivery.New(a.cfg.KafkaBrokers, names, delivery.Deps{Deliverer: deliverer, Log: a.log},
-		kafkaconfig.GokaOptions(a.cfg, "eprostream-webhooks", filepath.Join(stateDir, "webhooks"), a.log)...)
+	proc, err := delivery.New(delivery.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, delivery.Deps{Deliverer: deliverer, Log: a.log},
+		kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-webhooks", filepath.Join(stateDir, "webhooks"), a.log)...)
 	if err != nil {
 		_ = rdb.Close()
 		return err

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eprostream/eprostream/emitters"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+
 	"github.com/spf13/pflag"
 )
 
@@ -245,3 +248,13 @@ func hostPort(s string) error {
 
 // RedisPrefix is the namespace of every Redis key of this deployment.
 func (c Config) RedisPrefix() string { return "eprostream:" + c.Env + ":" }
+
+// Kafka is how this process's Kafka clients connect.
+func (c Config) Kafka() kafkaconfig.Conn {
+	return kafkaconfig.Conn{Brokers: c.KafkaBrokers, DialTimeout: c.DialTimeout, Replication: c.ReplicationFactor}
+}
+
+// Emitters is the emitters' configuration for this environment.
+func (c Config) Emitters() emitters.Config {
+	return emitters.Config{Brokers: c.KafkaBrokers, TopicPrefix: c.TopicPrefix, DialTimeout: c.DialTimeout}
+}

@@ -187,8 +187,8 @@ type Record struct {
 	// record it equals the envelope's submitted_at (in the site's offset); a
 	// Duplicate is re-sent later, so its Submission keeps the original time.
 	SubmittedAt time.Time
-	// Submission is the decoded native envelope (Source "fhir" for a report
-	// sent as FHIR); nil for malformed records.
+	// Submission is the decoded envelope (Source and Format "fhir" for a
+	// report sent as FHIR); nil for malformed records.
 	Submission *codecs.Submission
 	// Abnormal reports that this Valid record's values, applied once, meet one
 	// of the default clinical rules of DESIGN.md (severe symptom, worsening

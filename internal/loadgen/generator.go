@@ -142,9 +142,10 @@ func (g *Generator) valid() (Record, bool) {
 	}
 	var b []byte
 	if g.cfg.FHIRShare > 0 && g.rng.Float64() < g.cfg.FHIRShare {
-		sub.Source = "fhir"
+		sub.Source, sub.Format = "fhir", codecs.FormatFHIR
 		b = marshalFHIR(sub)
 	} else {
+		sub.Format = codecs.FormatNative
 		b = marshalNative(sub)
 	}
 	rec := Record{Key: s.id, Value: b, MessageID: sub.MessageID, Kind: Valid,

@@ -20,9 +20,9 @@ func Clean(raw []byte, received time.Time) (codecs.CleanSubmission, error) {
 	}
 	at, _ := codecs.ParseTime(s.SubmittedAt) // validated above
 	_, offset := at.Zone()
-	format := "native"
-	if s.Source == "fhir" {
-		format = "fhir"
+	format := string(codecs.FormatNative)
+	if s.IsFHIR() {
+		format = string(codecs.FormatFHIR)
 	}
 	c := codecs.CleanSubmission{
 		V: codecs.WireVersion, MessageID: s.MessageID, StudyID: s.StudyID, SiteID: s.SiteID,

@@ -11,7 +11,9 @@ import (
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/processors/internal/dlq"
+	"github.com/eprostream/eprostream/processors/internal/group"
 )
 
 // Group is the group name before the topic prefix.
@@ -30,8 +32,8 @@ type processor struct {
 	dropped *prometheus.CounterVec
 }
 
-// Graph returns the group graph for names.
-func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
+// graph returns the group graph for names and the metrics New registers.
+func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collector) {
 	p := &processor{
 		names: names,
 		log:   deps.Log,
@@ -44,19 +46,30 @@ func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
 			Help: "Submissions sent to epro-dlq, by failure class.",
 		}, []string{"class"}),
 	}
-	if deps.Registry != nil {
-		deps.Registry.MustRegister(p.clean, p.dropped)
-	}
+	collectors := []prometheus.Collector{p.clean, p.dropped}
 	return goka.DefineGroup(goka.Group(topics.Group(names.Prefix, Group)),
 		goka.Input(goka.Stream(names.Submissions), new(codec.Bytes), p.process),
 		goka.Output(goka.Stream(names.Clean), codecs.JSON[codecs.CleanSubmission]{}),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
-	)
+	), collectors
 }
 
-// New returns the intake processor; pass goka.WithTester in tests.
-func New(brokers []string, names topics.Names, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	p, err := goka.NewProcessor(brokers, Graph(names, deps), opts...)
+// Config is where the group runs.
+type Config = group.Config
+
+// New returns the intake processor; pass goka.WithTester in tests. Its metrics
+// are registered with deps.Registry here, once: a second New on the same
+// registry is an error.
+func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	if err := cfg.Validate("intake"); err != nil {
+		return nil, err
+	}
+	deps.Log = logging.OrDiscard(deps.Log)
+	g, collectors := graph(cfg.Names, deps)
+	if err := group.Register("intake", deps.Registry, collectors...); err != nil {
+		return nil, err
+	}
+	p, err := goka.NewProcessor(cfg.Brokers, g, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}

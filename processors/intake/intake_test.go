@@ -23,7 +23,7 @@ var received = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 func envelope(id, items string) string {
 	return fmt.Sprintf(`{"message_id":%q,"study_id":"ONC-301","site_id":"SITE-012","subject_id":"ONC-301-012-0042",
 	"instrument":"%s","instrument_version":"1.0","submitted_at":"2026-11-20T08:15:00+01:00","source":"app",
-	"items":[%s],"app_build":"4.2"}`, id, instrumentOf(items), items)
+	"items":[%s],"x_app_build":"4.2"}`, id, instrumentOf(items), items)
 }
 
 func instrumentOf(items string) string {
@@ -46,7 +46,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	tt := tester.New(t)
 	names := topics.NewNames("")
-	p, err := intake.New(nil, names, intake.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, goka.WithTester(tt))
+	p, err := intake.New(intake.Config{Names: names}, intake.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, goka.WithTester(tt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestValidSubmissionIsCleaned(t *testing.T) {
 	if c.Items[0].Code != "PAIN_SEVERITY" || *c.Items[0].Num != 3 || c.Items[1].Text != "slept badly" {
 		t.Errorf("items %+v", c.Items)
 	}
-	if string(c.Extra["app_build"]) != `"4.2"` || c.Format != "native" || !c.ReceivedAt.Equal(received) {
+	if string(c.Extra["x_app_build"]) != `"4.2"` || c.Format != "native" || !c.ReceivedAt.Equal(received) {
 		t.Errorf("extra %v format %s received %v", c.Extra, c.Format, c.ReceivedAt)
 	}
 	if _, _, ok := h.dead.Next(); ok {
@@ -144,7 +144,7 @@ func TestBadSubmissionsGoToDLQWithReason(t *testing.T) {
 func TestEmptyRecordGoesToDLQ(t *testing.T) {
 	tt := tester.New(t)
 	names := topics.NewNames("")
-	p, err := intake.New(nil, names, intake.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+	p, err := intake.New(intake.Config{Names: names}, intake.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		goka.WithTester(tt), goka.WithNilHandling(goka.NilProcess))
 	if err != nil {
 		t.Fatal(err)

@@ -32,8 +32,8 @@ func TestLateWriterAfterLockExpiryIsFencedOff(t *testing.T) {
 	log := quietLog()
 	names := topics.NewNames(cfg.TopicPrefix)
 	dir := t.TempDir()
-	proc, err := subject.New(cfg.KafkaBrokers, names, subject.Deps{Rules: rules.NewRegistry(), Log: log},
-		kafkaconfig.GokaOptions(cfg, "fence-test", filepath.Join(dir, "proc"), log)...)
+	proc, err := subject.New(subject.Config{Brokers: cfg.KafkaBrokers, Names: names}, subject.Deps{Rules: rules.NewRegistry(), Log: log},
+		kafkaconfig.GokaOptions(cfg.Kafka(), "fence-test", filepath.Join(dir, "proc"), log)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestLateWriterAfterLockExpiryIsFencedOff(t *testing.T) {
 	go func() { done <- proc.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	sender, err := emitters.NewCommandEmitter(cfg, log)
+	sender, err := emitters.NewCommandEmitter(cfg.Emitters(), emitters.Deps{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestLateWriterAfterLockExpiryIsFencedOff(t *testing.T) {
 		t.Fatalf("dead-letter reason %q", reason)
 	}
 	view, err := goka.NewView(cfg.KafkaBrokers, goka.Table(names.SubjectTable), subject.StateCodec{},
-		kafkaconfig.ViewOptions(cfg, "fence-test-view", filepath.Join(dir, "view"), log)...)
+		kafkaconfig.ViewOptions(cfg.Kafka(), "fence-test-view", filepath.Join(dir, "view"), log)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/rules"
 )
 
@@ -19,23 +20,69 @@ type CommandSender interface {
 	Emit(ctx context.Context, c codecs.Command) error
 }
 
+// ScheduleConfig tunes a Scheduler.
+type ScheduleConfig struct {
+	LockKey  string        // required, e.g. eprostream:{env}:lock:schedule
+	Interval time.Duration // between sweeps; default one minute
+}
+
+func (c *ScheduleConfig) setDefaults() {
+	if c.Interval <= 0 {
+		c.Interval = time.Minute
+	}
+}
+
+// Validate says what is wrong with c (after defaults).
+func (c ScheduleConfig) Validate() error {
+	if c.LockKey == "" {
+		return errors.New("subject: schedule: LockKey is required")
+	}
+	return nil
+}
+
+// ScheduleDeps are a Scheduler's collaborators.
+type ScheduleDeps struct {
+	View   *goka.View // of subject-table, with StateCodec; required
+	Sender CommandSender
+	Locker *redislock.Client
+	Rules  *rules.Registry  // nil: the default rule set
+	Log    *slog.Logger     // nil discards
+	Now    func() time.Time // time.Now when nil
+}
+
 // Scheduler drives the time-driven rules: see the package documentation.
 type Scheduler struct {
-	View     *goka.View // of subject-table, with StateCodec
-	Sender   CommandSender
-	Locker   *redislock.Client
-	LockKey  string // e.g. eprostream:{env}:lock:subject-schedule
-	Interval time.Duration
-	Rules    *rules.Registry
-	Log      *slog.Logger
-	Now      func() time.Time // time.Now when nil
+	cfg  ScheduleConfig
+	deps ScheduleDeps
 }
+
+// NewScheduler returns a Scheduler; cfg's unset fields get their defaults.
+func NewScheduler(cfg ScheduleConfig, deps ScheduleDeps) (*Scheduler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.View == nil || deps.Sender == nil || deps.Locker == nil {
+		return nil, errors.New("subject: schedule: View, Sender and Locker are required")
+	}
+	if deps.Rules == nil {
+		deps.Rules = rules.NewRegistry()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	deps.Log = logging.OrDiscard(deps.Log)
+	return &Scheduler{cfg: cfg, deps: deps}, nil
+}
+
+// View is the subject-table view the Scheduler sweeps.
+func (s *Scheduler) View() *goka.View { return s.deps.View }
 
 // Run runs the view and sweeps every Interval until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.View.Run(ctx) }()
-	tick := time.NewTicker(s.Interval)
+	go func() { errc <- s.deps.View.Run(ctx) }()
+	tick := time.NewTicker(s.cfg.Interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -45,14 +92,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-tick.C:
-			if !s.View.Recovered() {
+			if !s.deps.View.Recovered() {
 				continue
 			}
 			n, err := s.Sweep(ctx)
 			if err != nil {
-				s.Log.Warn("schedule sweep failed; next interval retries", "err", err)
+				s.deps.Log.Warn("schedule sweep failed; next interval retries", "err", err)
 			} else if n > 0 {
-				s.Log.Info("schedule sweep", "checks_sent", n)
+				s.deps.Log.Info("schedule sweep", "checks_sent", n)
 			}
 		}
 	}
@@ -61,7 +108,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // Sweep sends a check_schedule command for every silent subject, if this
 // instance obtains the lock; it returns how many it sent.
 func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
-	lock, err := s.Locker.Obtain(ctx, s.LockKey, s.Interval, nil)
+	lock, err := s.deps.Locker.Obtain(ctx, s.cfg.LockKey, s.cfg.Interval, nil)
 	if errors.Is(err, redislock.ErrNotObtained) {
 		return 0, nil // another instance sweeps this interval
 	}
@@ -72,12 +119,9 @@ func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
 	// per interval across all instances. It is released early only on failure,
 	// so another instance can retry.
 	release := func() { _ = lock.Release(context.WithoutCancel(ctx)) }
-	now := time.Now().UTC()
-	if s.Now != nil {
-		now = s.Now().UTC()
-	}
-	slot := now.Truncate(s.Interval).Unix()
-	it, err := s.View.Iterator()
+	now := s.deps.Now().UTC()
+	slot := now.Truncate(s.cfg.Interval).Unix()
+	it, err := s.deps.View.Iterator()
 	if err != nil {
 		release()
 		return 0, fmt.Errorf("subject: schedule iterate: %w", err)
@@ -90,7 +134,7 @@ func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
 		if err != nil || !ok || st.LastAt == 0 {
 			continue
 		}
-		limit := s.Rules.For(st.StudyID).SilenceLimit()
+		limit := s.deps.Rules.For(st.StudyID).SilenceLimit()
 		if limit == 0 || now.Sub(codecs.Unix(st.LastAt)) <= limit {
 			continue
 		}
@@ -98,7 +142,7 @@ func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
 			CommandID: fmt.Sprintf("schedule:%d", slot), Kind: codecs.CommandCheckSchedule,
 			StudyID: st.StudyID, SubjectID: it.Key(), At: now, By: "scheduler",
 		}
-		if err := s.Sender.Emit(ctx, cmd); err != nil {
+		if err := s.deps.Sender.Emit(ctx, cmd); err != nil {
 			release()
 			return sent, fmt.Errorf("subject: schedule emit: %w", err)
 		}

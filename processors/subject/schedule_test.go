@@ -74,20 +74,24 @@ func TestSchedulersShareOneSweepPerInterval(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
 		view, err := goka.NewView(cfg.KafkaBrokers, goka.Table(names.SubjectTable), subject.StateCodec{},
-			kafkaconfig.ViewOptions(cfg, "schedule-test", t.TempDir(), log)...)
+			kafkaconfig.ViewOptions(cfg.Kafka(), "schedule-test", t.TempDir(), log)...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = view.Run(ctx) }()
-		scheds = append(scheds, &subject.Scheduler{View: view, Sender: sender, Locker: redislock.New(rdb),
-			LockKey: prefix + "lock:schedule", Interval: time.Minute, Rules: rules.NewRegistry(), Log: log})
+		sched, err := subject.NewScheduler(subject.ScheduleConfig{LockKey: prefix + "lock:schedule", Interval: time.Minute},
+			subject.ScheduleDeps{View: view, Sender: sender, Locker: redislock.New(rdb), Rules: rules.NewRegistry(), Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scheds = append(scheds, sched)
 	}
 	defer wg.Wait()
 	defer cancel()
 	for _, s := range scheds {
 		deadline := time.Now().Add(30 * time.Second)
-		for !s.View.Recovered() {
+		for !s.View().Recovered() {
 			if time.Now().After(deadline) {
 				t.Fatal("view did not recover")
 			}

@@ -33,7 +33,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func newHarness(t *testing.T) *harness {
 	tt := tester.New(t)
 	names := topics.NewNames("")
-	p, err := subject.New(nil, names, subject.Deps{
+	p, err := subject.New(subject.Config{Names: names}, subject.Deps{
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return t0 },
 	}, goka.WithTester(tt))

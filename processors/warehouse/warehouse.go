@@ -14,7 +14,9 @@ import (
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/processors/internal/dlq"
+	"github.com/eprostream/eprostream/processors/internal/group"
 )
 
 // Group is the group name before the topic prefix.
@@ -33,27 +35,38 @@ type processor struct {
 	dropped *prometheus.CounterVec
 }
 
-// Graph returns the group graph for names.
-func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
+// graph returns the group graph for names and the metrics New registers.
+func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collector) {
 	p := &processor{names: names, deps: deps, dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "eprostream", Subsystem: "warehouse", Name: "dlq_total",
 		Help: "Records sent to epro-dlq instead of ClickHouse, by input and class.",
 	}, []string{"input", "class"})}
-	if deps.Registry != nil {
-		deps.Registry.MustRegister(p.dropped)
-	}
+	collectors := []prometheus.Collector{p.dropped}
 	return goka.DefineGroup(goka.Group(topics.Group(names.Prefix, Group)),
 		goka.Input(goka.Stream(names.Clean), new(codec.Bytes), p.onClean),
 		goka.Input(goka.Stream(names.Alerts), new(codec.Bytes), p.onAlert),
 		goka.Input(goka.Stream(names.DLQ), new(codec.Bytes), p.onDead),
 		goka.Input(goka.Stream(names.Commands), new(codec.Bytes), p.onCommand),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
-	)
+	), collectors
 }
 
-// New returns the warehouse processor.
-func New(brokers []string, names topics.Names, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	p, err := goka.NewProcessor(brokers, Graph(names, deps), opts...)
+// Config is where the group runs.
+type Config = group.Config
+
+// New returns the warehouse processor; pass goka.WithTester in tests. Its metrics
+// are registered with deps.Registry here, once: a second New on the same
+// registry is an error.
+func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	if err := cfg.Validate("warehouse"); err != nil {
+		return nil, err
+	}
+	deps.Log = logging.OrDiscard(deps.Log)
+	g, collectors := graph(cfg.Names, deps)
+	if err := group.Register("warehouse", deps.Registry, collectors...); err != nil {
+		return nil, err
+	}
+	p, err := goka.NewProcessor(cfg.Brokers, g, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: %w", err)
 	}

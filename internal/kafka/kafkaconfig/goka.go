@@ -9,7 +9,6 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
-	"github.com/eprostream/eprostream/internal/config"
 	"github.com/eprostream/eprostream/internal/kafka/orderedcommit"
 )
 
@@ -19,7 +18,7 @@ import (
 // `eprostream migrate` only (a missing topic is an error, not a surprise
 // topic with wrong settings), local table storage under stateDir, and goka's
 // log lines at debug level of log; empty records are passed to callbacks.
-func GokaOptions(c config.Config, clientID, stateDir string, log *slog.Logger) []goka.ProcessorOption {
+func GokaOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.ProcessorOption {
 	cfg := Sarama(clientID, c.DialTimeout)
 	return []goka.ProcessorOption{
 		goka.WithClientID(clientID),
@@ -36,7 +35,7 @@ func GokaOptions(c config.Config, clientID, stateDir string, log *slog.Logger) [
 }
 
 // ViewOptions is GokaOptions for goka views.
-func ViewOptions(c config.Config, clientID, stateDir string, log *slog.Logger) []goka.ViewOption {
+func ViewOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.ViewOption {
 	cfg := Sarama(clientID, c.DialTimeout)
 	return []goka.ViewOption{
 		goka.WithViewClientID(clientID),
@@ -49,7 +48,7 @@ func ViewOptions(c config.Config, clientID, stateDir string, log *slog.Logger) [
 }
 
 // EmitterOptions is GokaOptions for goka emitters.
-func EmitterOptions(c config.Config, clientID string, log *slog.Logger) []goka.EmitterOption {
+func EmitterOptions(c Conn, clientID string, log *slog.Logger) []goka.EmitterOption {
 	cfg := Sarama(clientID, c.DialTimeout)
 	return []goka.EmitterOption{
 		goka.WithEmitterClientID(clientID),
@@ -59,10 +58,12 @@ func EmitterOptions(c config.Config, clientID string, log *slog.Logger) []goka.E
 	}
 }
 
-func topicManagerConfig(c config.Config) *goka.TopicManagerConfig {
+func topicManagerConfig(c Conn) *goka.TopicManagerConfig {
 	tm := goka.NewTopicManagerConfig()
-	tm.Table.Replication = c.ReplicationFactor
-	tm.Stream.Replication = c.ReplicationFactor
+	// goka checks an existing table's replication against this; it never
+	// creates a topic (`eprostream migrate` does).
+	tm.Table.Replication = max(c.Replication, 1)
+	tm.Stream.Replication = max(c.Replication, 1)
 	tm.NoCreate = true
 	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorFail
 	return tm

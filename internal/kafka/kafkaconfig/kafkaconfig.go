@@ -16,6 +16,19 @@ import (
 func ProtocolVersion() sarama.KafkaVersion { return sarama.V4_0_0_0 }
 
 // Sarama returns a fresh configuration for clientID.
+// Conn is how every Kafka client of a process connects: the one place its
+// connection settings live.
+type Conn struct {
+	Brokers     []string
+	DialTimeout time.Duration
+	// Replication is the replication factor processors expect of their
+	// tables (goka refuses a table that differs); 0 means 1.
+	Replication int
+}
+
+// Sarama returns the sarama configuration of a client named clientID.
+func (c Conn) Sarama(clientID string) *sarama.Config { return Sarama(clientID, c.DialTimeout) }
+
 func Sarama(clientID string, dialTimeout time.Duration) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = clientID

@@ -44,15 +44,26 @@ const (
 	AllStudies = "*"
 )
 
-// Authentication failures; each is a 401 at the gateway except ErrUnavailable.
+// AuthError is an authentication failure. Public is the message a client
+// is shown; it names no other key and no study.
+type AuthError struct{ public string }
+
+func (e *AuthError) Error() string { return "apikeys: " + e.public }
+
+// Public returns the message for the client.
+func (e *AuthError) Public() string { return e.public }
+
+// Authentication failures: each is a 401 for the client that sent the key.
 var (
-	ErrMalformed = errors.New("apikeys: malformed API key (want epk_<id>_<secret>)")
-	ErrUnknown   = errors.New("apikeys: unknown API key")
-	ErrRevoked   = errors.New("apikeys: API key revoked")
-	ErrExpired   = errors.New("apikeys: API key expired")
-	// ErrUnavailable: Redis cannot be reached and this key was not seen recently.
-	ErrUnavailable = errors.New("apikeys: key store unavailable")
+	ErrMalformed = &AuthError{"malformed API key (want epk_<id>_<secret>)"}
+	ErrUnknown   = &AuthError{"unknown API key"}
+	ErrRevoked   = &AuthError{"API key revoked"}
+	ErrExpired   = &AuthError{"API key expired"}
 )
+
+// ErrUnavailable: Redis cannot be reached and this key was not seen recently
+// (a 503: the key may be good).
+var ErrUnavailable = errors.New("apikeys: key store unavailable")
 
 // Key is one API key as stored (without its secret).
 type Key struct {

@@ -54,8 +54,8 @@ func TestAlertsReachSubscribersFromKafka(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := delivery.New(cfg.KafkaBrokers, names, delivery.Deps{Deliverer: deliverer, Log: log},
-		kafkaconfig.GokaOptions(cfg, "webhook-test", filepath.Join(t.TempDir(), "p"), log)...)
+	proc, err := delivery.New(delivery.Config{Brokers: cfg.KafkaBrokers, Names: names}, delivery.Deps{Deliverer: deliverer, Log: log},
+		kafkaconfig.GokaOptions(cfg.Kafka(), "webhook-test", filepath.Join(t.TempDir(), "p"), log)...)
 	if err != nil {
 		t.Fatal(err)
 	}

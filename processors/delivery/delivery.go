@@ -1,4 +1,4 @@
-// Package webhook is the goka group that hands every alert to the webhook
+// Package delivery is the goka group that hands every alert to the webhook
 // deliverer (package webhooks), committing an alert's offset only once it
 // was delivered or dead-lettered for every subscription that wants it.
 //
@@ -17,6 +17,8 @@ import (
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/logging"
+	"github.com/eprostream/eprostream/processors/internal/group"
 	"github.com/eprostream/eprostream/webhooks"
 )
 
@@ -29,8 +31,8 @@ type Deps struct {
 	Log       *slog.Logger
 }
 
-// Graph returns the group graph for names.
-func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
+// graph returns the group graph for names (the Deliverer has the metrics).
+func graph(names topics.Names, deps Deps) *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(topics.Group(names.Prefix, Group)),
 		goka.Input(goka.Stream(names.Alerts), new(codec.Bytes), func(ctx goka.Context, msg any) {
 			raw, _ := msg.([]byte)
@@ -48,11 +50,21 @@ func Graph(names topics.Names, deps Deps) *goka.GroupGraph {
 	)
 }
 
-// New returns the webhook processor.
-func New(brokers []string, names topics.Names, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	p, err := goka.NewProcessor(brokers, Graph(names, deps), opts...)
+// Config is where the group runs.
+type Config = group.Config
+
+// New returns the delivery processor; pass goka.WithTester in tests.
+func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	if err := cfg.Validate("delivery"); err != nil {
+		return nil, err
+	}
+	if deps.Deliverer == nil {
+		return nil, fmt.Errorf("delivery: Deps.Deliverer is required")
+	}
+	deps.Log = logging.OrDiscard(deps.Log)
+	p, err := goka.NewProcessor(cfg.Brokers, graph(cfg.Names, deps), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("webhook: %w", err)
+		return nil, fmt.Errorf("delivery: %w", err)
 	}
 	return p, nil
 }

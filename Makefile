@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build browser demo test vet fmt-check tracked-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check
+.PHONY: up down status build browser demo test vet fmt-check tracked-check layout-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -35,6 +35,17 @@ tracked-check:
 	  case $$magic in 7f454c46|cffaedfe|cefaedfe|feedface|feedfacf|4d5a*) echo "tracked executable binary: $$f"; bad=1 ;; esac; \
 	done < <(git ls-files -z); exit $$bad
 
+# README's Layout section names every folder at the root and every folder
+# that holds Go code (or a folder above it).
+layout-check:
+	@layout=$$(sed -n '/^## Layout/,/^## /p' README.md | sed -n '/^```/,/^```/p' | grep -oE '^[a-z][a-z0-9/._-]*/'); \
+	  bad=0; for d in $$(git ls-files | grep '/' | cut -d/ -f1 | sort -u | grep -v '^\.'); do \
+	    grep -qx "$$d/" <<<"$$layout" || { echo "README Layout lacks $$d/"; bad=1; }; done; \
+	  for d in $$(git ls-files '*.go' | xargs -n1 dirname | sort -u); do \
+	    ok=0; p=$$d; while [[ $$p != . ]]; do grep -qx "$$p/" <<<"$$layout" && { ok=1; break; }; p=$$(dirname $$p); done; \
+	    (( ok )) || { echo "README Layout lacks $$d/ (or a folder above it)"; bad=1; }; done; \
+	  for d in $$layout; do [[ -d $$d ]] || { echo "README Layout names $$d, which does not exist"; bad=1; }; done; exit $$bad
+
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt would change: $$out"; exit 1; fi
 
@@ -45,7 +56,7 @@ TESTFILTER := grep --line-buffered -E '^(--- (PASS|FAIL|SKIP)|FAIL|ok |PASS$$|pa
 browser: ## headless Chromium for the dashboard test (Debian's chromium)
 	@command -v chromium >/dev/null || $(STACK) apt chromium
 
-test: tracked-check up browser vet fmt-check compose-check
+test: tracked-check layout-check up browser vet fmt-check compose-check
 	@echo "==> go test $(TESTFLAGS) ./... (against Kafka, Redis and ClickHouse on 127.0.0.1)"
 	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
 	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./gateway/ (stop and start ClickHouse, Kafka, Redis)"

@@ -47,7 +47,7 @@ type Submission struct {
 	Items       []Item `json:"items"`
 	// Extra keeps the fields this version does not know, for the warehouse.
 	// A native envelope may carry only extensions (names starting with x_);
-	// a FHIR resource keeps here the elements the mapping does not read.
+	// a FHIR resource keeps its status here (x_fhir_status).
 	Extra map[string]json.RawMessage `json:"-"`
 	// Format is what ParseSubmission found the bytes to be. A Submission
 	// built in Go (the emitters) is native.

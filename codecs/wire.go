@@ -8,8 +8,9 @@ import (
 	json "github.com/goccy/go-json"
 )
 
-// WireVersion is the version of the internal records written now. Decoders
-// accept every version listed in their switch, so old records still decode.
+// WireVersion is the version of the internal records written now. It is
+// the only version so far; a record of any other version is refused with
+// ErrUnknownVersion.
 const WireVersion = 1
 
 // versioned is implemented by the records of internal topics.

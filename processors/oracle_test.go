@@ -9,7 +9,7 @@ import (
 )
 
 // oracle computes, independently of the rules package, what the default
-// clinical rules of DESIGN.md must yield for a sequence of submissions: the
+// clinical rules of docs/architecture.md must yield for a sequence of submissions: the
 // set of alerts (rule|subject|message|item|severity) and each subject's
 // report count, first and last report time, and open conditions. It keeps
 // whole histories instead of bounded ones, as a specification would.

@@ -1,6 +1,6 @@
 // Package rules evaluates clinical rule sets against a subject's state.
 // A rule set is data: versioned YAML per study (default.yaml is the set of
-// DESIGN.md). Evaluation is pure: state and a clean submission in, the new
+// docs/architecture.md). Evaluation is pure: state and a clean submission in, the new
 // state and alerts out, so it is table-tested without Kafka.
 package rules
 

@@ -89,7 +89,10 @@ func (r *readSide) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	hub := views.NewHub(client, r.names.Alerts, log)
+	hub, err := views.NewHub(views.HubConfig{Topic: r.names.Alerts}, views.HubDeps{Client: client, Log: log})
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	srv, err := views.NewServer(views.ServerConfig{}, views.ServerDeps{Subjects: subjects, Hub: hub, Client: client, Keys: r.keys, Log: log})
 	if err != nil {
 		r.t.Fatal(err)

@@ -48,8 +48,26 @@ type Sites struct {
 	log        *slog.Logger
 }
 
-// NewSites returns site dashboards of database db, cached under prefix.
-func NewSites(conn driver.Conn, db string, rdb redis.UniversalClient, prefix string, reg prometheus.Registerer, log *slog.Logger) (*Sites, error) {
+// SitesConfig says where the dashboards come from and are cached.
+type SitesConfig struct {
+	Database    string // the warehouse's ClickHouse database; required
+	RedisPrefix string // eprostream:{env}:
+}
+
+// SitesDeps are the dashboards' connections.
+type SitesDeps struct {
+	ClickHouse driver.Conn           // required
+	Redis      redis.UniversalClient // required
+	Registry   prometheus.Registerer // nil: metrics not registered
+	Log        *slog.Logger          // nil discards
+}
+
+// NewSites returns the site dashboards of cfg.Database.
+func NewSites(cfg SitesConfig, deps SitesDeps) (*Sites, error) {
+	if cfg.Database == "" || deps.ClickHouse == nil || deps.Redis == nil {
+		return nil, errors.New("views: SitesConfig.Database, SitesDeps.ClickHouse and Redis are required")
+	}
+	conn, db, rdb, prefix, reg, log := deps.ClickHouse, cfg.Database, deps.Redis, cfg.RedisPrefix, deps.Registry, orDiscard(deps.Log)
 	s := &Sites{conn: conn, db: db, log: log}
 	var err error
 	s.dashboards, err = hotcache.New(rdb, prefix, hotcache.Config[[]SiteDashboard]{Name: "site_dashboards",

@@ -70,7 +70,7 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 		SubjectID: "S1", AlertID: "a2", At: now}, "commands", 0, 0)
 	insert(t, conn, db, warehouse.Commands, ack)
 
-	sites, err := views.NewSites(conn, db, rdb, prefix, nil, log)
+	sites, err := views.NewSites(views.SitesConfig{Database: db, RedisPrefix: prefix}, views.SitesDeps{ClickHouse: conn, Redis: rdb, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -27,12 +28,10 @@ import (
 // that falls more than its buffer behind is disconnected; it reconnects
 // with its last id and catches up from the ring.
 type Hub struct {
-	client   sarama.Client
-	topic    string
-	log      *slog.Logger
-	RingSize int   // alerts kept for resumption
-	Backfill int64 // alerts per partition read at start
-	Buffer   int   // events a subscriber may be behind before it is dropped
+	client sarama.Client
+	topic  string
+	log    *slog.Logger
+	cfg    HubConfig
 
 	mu    sync.Mutex
 	ring  []Event
@@ -70,10 +69,40 @@ type Subscription struct {
 	filter Filter
 }
 
-// NewHub returns a hub of topic read through client.
-func NewHub(client sarama.Client, topic string, log *slog.Logger) *Hub {
-	return &Hub{client: client, topic: topic, log: log, RingSize: 50_000, Backfill: 5_000, Buffer: 1024,
-		index: map[string]uint64{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}
+// HubConfig tunes a Hub.
+type HubConfig struct {
+	Topic    string // epro-alerts, with its prefix; required
+	RingSize int    // alerts kept for resumption; default 50,000
+	Backfill int64  // alerts per partition read at start; default 5,000
+	Buffer   int    // events a subscriber may be behind before it is dropped; default 1,024
+}
+
+func (c *HubConfig) setDefaults() {
+	if c.RingSize <= 0 {
+		c.RingSize = 50_000
+	}
+	if c.Backfill <= 0 {
+		c.Backfill = 5_000
+	}
+	if c.Buffer <= 0 {
+		c.Buffer = 1024
+	}
+}
+
+// HubDeps are a Hub's collaborators.
+type HubDeps struct {
+	Client sarama.Client // required
+	Log    *slog.Logger  // nil discards
+}
+
+// NewHub returns a hub of cfg.Topic read through deps.Client.
+func NewHub(cfg HubConfig, deps HubDeps) (*Hub, error) {
+	cfg.setDefaults()
+	if cfg.Topic == "" || deps.Client == nil {
+		return nil, errors.New("views: HubConfig.Topic and HubDeps.Client are required")
+	}
+	return &Hub{client: deps.Client, topic: cfg.Topic, log: orDiscard(deps.Log), cfg: cfg,
+		index: map[string]uint64{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the backfill is in the ring.
@@ -144,7 +173,7 @@ func (h *Hub) consume(consumer sarama.Consumer, p int32) (sarama.PartitionConsum
 	if err != nil {
 		return nil, 0, fmt.Errorf("views: alert stream: %w", err)
 	}
-	pc, err := consumer.ConsumePartition(h.topic, p, max(oldest, end-h.Backfill))
+	pc, err := consumer.ConsumePartition(h.topic, p, max(oldest, end-h.cfg.Backfill))
 	if err != nil {
 		return nil, 0, fmt.Errorf("views: alert stream: partition %d: %w", p, err)
 	}
@@ -165,7 +194,7 @@ func (h *Hub) publish(m *sarama.ConsumerMessage) {
 	defer h.mu.Unlock()
 	h.index[ev.ID] = h.first + uint64(len(h.ring))
 	h.ring = append(h.ring, ev)
-	if over := len(h.ring) - h.RingSize; over > 0 {
+	if over := len(h.ring) - h.cfg.RingSize; over > 0 {
 		for _, old := range h.ring[:over] {
 			delete(h.index, old.ID)
 		}
@@ -191,7 +220,7 @@ func (h *Hub) publish(m *sarama.ConsumerMessage) {
 func (h *Hub) Subscribe(lastID string, recent int, f Filter) (*Subscription, []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := &Subscription{C: make(chan Event, h.Buffer), filter: f}
+	s := &Subscription{C: make(chan Event, h.cfg.Buffer), filter: f}
 	h.subs[s] = struct{}{}
 	if lastID == "" {
 		var backlog []Event

@@ -136,7 +136,10 @@ func joinCols() string {
 }
 
 func throughput(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row, log *slog.Logger) (float64, error) {
-	sink := chsink.New(conn, db, chsink.Config{}, nil, log, nil)
+	sink, err := chsink.New(chsink.Config{Database: db}, chsink.Deps{Conn: conn, Log: log})
+	if err != nil {
+		return 0, err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sink.Run(runCtx)
@@ -153,7 +156,10 @@ func throughput(ctx context.Context, conn driver.Conn, db string, rows []chsink.
 }
 
 func latency(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row, rate int, log *slog.Logger) (time.Duration, time.Duration, error) {
-	sink := chsink.New(conn, db, chsink.Config{}, nil, log, nil)
+	sink, err := chsink.New(chsink.Config{Database: db}, chsink.Deps{Conn: conn, Log: log})
+	if err != nil {
+		return 0, 0, err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sink.Run(runCtx)

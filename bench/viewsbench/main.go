@@ -143,7 +143,7 @@ func (b *bench) warehouse() (func(), error) {
 	}
 	rdb := connect.RedisFailFast(b.cfg)
 	prefix := "eprostream:" + strings.ReplaceAll(db, "_", "-") + ":"
-	if b.sites, err = views.NewSites(admin, db, rdb, prefix, nil, b.log); err != nil {
+	if b.sites, err = views.NewSites(views.SitesConfig{Database: db, RedisPrefix: prefix}, views.SitesDeps{ClickHouse: admin, Redis: rdb, Log: b.log}); err != nil {
 		return nil, err
 	}
 	b.keys = apikeys.NewStore(rdb, prefix)
@@ -238,8 +238,12 @@ func (b *bench) serve() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	hub := views.NewHub(client, b.names.Alerts, b.log)
-	hub.Buffer = 4096
+	// A larger subscriber buffer than production's default (1,024), so the
+	// fan-out measures delivery rather than slow-subscriber drops.
+	hub, err := views.NewHub(views.HubConfig{Topic: b.names.Alerts, Buffer: 4096}, views.HubDeps{Client: client, Log: b.log})
+	if err != nil {
+		return nil, err
+	}
 	srv, err := views.NewServer(views.ServerConfig{}, views.ServerDeps{Subjects: subjects, Hub: hub, Client: client, Keys: b.keys, Log: b.log})
 	if err != nil {
 		return nil, err

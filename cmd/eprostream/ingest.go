@@ -114,7 +114,7 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 		if a.cfg.AdminAddr != "" {
 			// Ready means Kafka answers: without Redis ingest goes on.
 			checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
-			g.Go(func() error { return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Run(gctx) })
+			g.Go(func() error { return runAdmin(gctx, a, reg, checks, nil) })
 		}
 		return g.Wait()
 	}, nil

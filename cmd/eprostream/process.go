@@ -138,7 +138,7 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 		}
 		defer closeChecks()
 		g.Go(func() error {
-			return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Mount("/monitor/", router).Run(ctx)
+			return runAdmin(ctx, a, reg, checks, func(s *admin.Server) { s.Mount("/monitor/", router) })
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -169,7 +169,14 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 		_ = conn.Close()
 		return nil, nil, fmt.Errorf("warehouse: dlq emitter: %w", err)
 	}
-	sink := chsink.New(conn, a.cfg.ClickHouseDatabase, f.sink, warehouse.Rejecter(dead, warehouse.Group), a.log, reg)
+	sinkCfg := f.sink
+	sinkCfg.Database = a.cfg.ClickHouseDatabase
+	sink, err := chsink.New(sinkCfg, chsink.Deps{Conn: conn, Reject: warehouse.Rejecter(dead, warehouse.Group), Log: a.log, Registry: reg})
+	if err != nil {
+		_ = dead.Finish()
+		_ = conn.Close()
+		return nil, nil, err
+	}
 	proc, err := warehouse.New(warehouse.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, warehouse.Deps{Sink: sink, Log: a.log, Registry: reg},
 		kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-warehouse", filepath.Join(f.stateDir, warehouse.Group), a.log)...)
 	if err != nil {

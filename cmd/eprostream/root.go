@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/eprostream/eprostream/internal/admin"
 	"github.com/eprostream/eprostream/internal/config"
+	"github.com/eprostream/eprostream/internal/connect"
 )
 
 // app is what every subcommand shares: the validated configuration and the logger.
@@ -48,4 +52,17 @@ flags win over the environment.`,
 	root.AddCommand(newMigrateCmd(a), newCheckCmd(a), newProcessCmd(a), newLoadgenCmd(a), newDemoCmd(a),
 		newIngestCmd(a), newAPIKeyCmd(a), newServeCmd(a), newViewsCmd(a), newWebhookCmd(a))
 	return root
+}
+
+// runAdmin serves the process's admin endpoint until ctx ends; mount adds
+// routes (goka's monitor).
+func runAdmin(ctx context.Context, a *app, reg *prometheus.Registry, checks []connect.Check, mount func(*admin.Server)) error {
+	srv, err := admin.New(admin.Config{Addr: a.cfg.AdminAddr}, admin.Deps{Registry: reg, Checks: checks, Log: a.log})
+	if err != nil {
+		return err
+	}
+	if mount != nil {
+		mount(srv)
+	}
+	return srv.Run(ctx)
 }

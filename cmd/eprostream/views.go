@@ -67,13 +67,18 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	defer ch.Close()
 	rdb := connect.RedisFailFast(a.cfg)
 	defer rdb.Close()
-	sites, err := views.NewSites(ch, a.cfg.ClickHouseDatabase, rdb, a.cfg.RedisPrefix(), reg, a.log)
+	sites, err := views.NewSites(views.SitesConfig{Database: a.cfg.ClickHouseDatabase, RedisPrefix: a.cfg.RedisPrefix()},
+		views.SitesDeps{ClickHouse: ch, Redis: rdb, Registry: reg, Log: a.log})
 	if err != nil {
 		return err
 	}
 	keys := apikeys.NewStore(rdb, a.cfg.RedisPrefix())
+	hub, err := views.NewHub(views.HubConfig{Topic: names.Alerts}, views.HubDeps{Client: client, Log: a.log})
+	if err != nil {
+		return err
+	}
 	srv, err := views.NewServer(views.ServerConfig{Addr: f.listen}, views.ServerDeps{Subjects: subjects,
-		Hub: views.NewHub(client, names.Alerts, a.log), Client: client, Keys: keys, Log: a.log})
+		Hub: hub, Client: client, Keys: keys, Log: a.log})
 	if err != nil {
 		return err
 	}
@@ -88,7 +93,7 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	if a.cfg.AdminAddr != "" {
 		checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
 		g.Go(func() error {
-			return admin.New(a.cfg.AdminAddr, reg, checks, a.log).Mount("/monitor/", srv.Monitor()).Run(ctx)
+			return runAdmin(ctx, a, reg, checks, func(s *admin.Server) { s.Mount("/monitor/", srv.Monitor()) })
 		})
 	}
 	return g.Wait()

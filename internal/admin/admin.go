@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/logging"
 )
 
 // Server is the admin HTTP endpoint of one process.
@@ -49,9 +50,29 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// New returns a server on addr (host:port) that runs checks for /readyz.
-func New(addr string, reg *prometheus.Registry, checks []connect.Check, log *slog.Logger) *Server {
-	return &Server{addr: addr, checks: checks, registry: reg, log: log, checkTimeout: 3 * time.Second}
+// Config is where the admin endpoint listens.
+type Config struct {
+	Addr         string        // host:port
+	CheckTimeout time.Duration // per /readyz check; default 3 s
+}
+
+// Deps are what the endpoint serves.
+type Deps struct {
+	Registry *prometheus.Registry // required: /metrics
+	Checks   []connect.Check      // /readyz
+	Log      *slog.Logger         // nil discards
+}
+
+// New returns a server on cfg.Addr that runs deps.Checks for /readyz.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = 3 * time.Second
+	}
+	if deps.Registry == nil {
+		return nil, errors.New("admin: Deps.Registry is required")
+	}
+	return &Server{addr: cfg.Addr, checks: deps.Checks, registry: deps.Registry, log: logging.OrDiscard(deps.Log),
+		checkTimeout: cfg.CheckTimeout}, nil
 }
 
 // Handler routes the admin endpoints.

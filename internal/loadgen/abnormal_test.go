@@ -8,7 +8,7 @@ import (
 	"github.com/eprostream/eprostream/codecs"
 )
 
-// ruleState is an independent reading of DESIGN.md's default rules, on
+// ruleState is an independent reading of the default rules in docs/architecture.md, on
 // values converted to °C and kg as intake does.
 type ruleState struct {
 	baseN   map[string]int

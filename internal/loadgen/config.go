@@ -191,7 +191,7 @@ type Record struct {
 	// report sent as FHIR); nil for malformed records.
 	Submission *codecs.Submission
 	// Abnormal reports that this Valid record's values, applied once, meet one
-	// of the default clinical rules of DESIGN.md (severe symptom, worsening
+	// of the default clinical rules of docs/architecture.md (severe symptom, worsening
 	// over the mean of the first 3 reports, self-harm or PHQ-9 total, pain ≥ 7
 	// on 2 consecutive reports, fever, weight gain ≥ 2.0 kg against a report
 	// of the previous 72 h). Always false for duplicates and malformed records.

@@ -1,4 +1,4 @@
-// Package devstack gives tests the real Kafka, Redis and ClickHouse of the
+// Package testenv gives tests the real Kafka, Redis and ClickHouse of the
 // local stack (devstack/stack.sh, `make up`), each isolated per test: a topic
 // prefix, a Redis key prefix and a ClickHouse database of its own, removed
 // when the test ends. A service that does not answer fails the test with a

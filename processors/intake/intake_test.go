@@ -11,6 +11,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
@@ -167,5 +168,21 @@ func BenchmarkClean(b *testing.B) {
 		if _, err := intake.Clean(native, received); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Metrics are registered in New: a second group on the same registry is an
+// error there, not a panic, and a group without topic names is refused.
+func TestNewReportsConstructionErrors(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	names := topics.NewNames("")
+	if _, err := intake.New(intake.Config{Names: names}, intake.Deps{Registry: reg}, goka.WithTester(tester.New(t))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.New(intake.Config{Names: names}, intake.Deps{Registry: reg}, goka.WithTester(tester.New(t))); err == nil {
+		t.Fatal("second New on the same registry succeeded")
+	}
+	if _, err := intake.New(intake.Config{}, intake.Deps{}, goka.WithTester(tester.New(t))); err == nil {
+		t.Fatal("New without topic names succeeded")
 	}
 }

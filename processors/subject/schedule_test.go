@@ -117,3 +117,12 @@ func TestSchedulersShareOneSweepPerInterval(t *testing.T) {
 		t.Fatalf("the sweep lock must be held for the interval, TTL %v", ttl)
 	}
 }
+
+func TestNewSchedulerDefaultsAndRefusals(t *testing.T) {
+	if _, err := subject.NewScheduler(subject.ScheduleConfig{}, subject.ScheduleDeps{}); err == nil {
+		t.Fatal("NewScheduler without a LockKey succeeded")
+	}
+	if _, err := subject.NewScheduler(subject.ScheduleConfig{LockKey: "k"}, subject.ScheduleDeps{}); err == nil {
+		t.Fatal("NewScheduler without View, Sender and Locker succeeded")
+	}
+}

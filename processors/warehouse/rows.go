@@ -14,7 +14,7 @@ import (
 	"github.com/eprostream/eprostream/processors/internal/dlq"
 )
 
-// The destination tables (migrate/clickhouse/*.sql).
+// The destination tables (internal/clickhouse/schema/migrations/*.sql).
 var (
 	Submissions = &chsink.Table{
 		Name: "submissions",

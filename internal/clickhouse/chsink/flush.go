@@ -96,6 +96,10 @@ func (s *Sink) send(ctx context.Context, t *Table, rows []Row, fresh []int, reje
 			}
 			if err := batch.Append(rows[i].Values...); err != nil {
 				bad = i
+				if s.reject == nil {
+					_ = batch.Abort()
+					return fmt.Errorf("chsink: %s refuses a row and nothing dead-letters it: %w", t.Name, err)
+				}
 				if rerr := s.reject(ctx, rows[i], fmt.Errorf("chsink: %s refuses the row: %w", t.Name, err)); rerr != nil {
 					_ = batch.Abort()
 					return fmt.Errorf("chsink: dead-letter a refused row: %w", rerr)

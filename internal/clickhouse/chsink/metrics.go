@@ -1,6 +1,10 @@
 package chsink
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	buffered      prometheus.Gauge
@@ -11,7 +15,7 @@ type metrics struct {
 	insertSeconds *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer) metrics {
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	m := metrics{
 		buffered: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "eprostream", Subsystem: "chsink",
 			Name: "buffered_rows", Help: "Rows waiting for an insert; bounded by MaxBuffered."}),
@@ -28,7 +32,11 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"table"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.buffered, m.inserted, m.duplicates, m.rejected, m.retries, m.insertSeconds)
+		for _, c := range []prometheus.Collector{m.buffered, m.inserted, m.duplicates, m.rejected, m.retries, m.insertSeconds} {
+			if err := reg.Register(c); err != nil {
+				return metrics{}, fmt.Errorf("chsink: metrics: %w", err)
+			}
+		}
 	}
-	return m
+	return m, nil
 }

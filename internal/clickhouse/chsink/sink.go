@@ -11,6 +11,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/eprostream/eprostream/internal/logging"
 )
 
 // Table is a destination table.
@@ -37,6 +39,7 @@ type Row struct {
 
 // Config bounds the sink.
 type Config struct {
+	Database    string        // the warehouse's database; required
 	MaxRows     int           // rows per insert (default 50,000)
 	MaxDelay    time.Duration // oldest row's age before a lane is inserted (default 1 s)
 	MaxInflight int           // concurrent inserts (default 4)
@@ -58,15 +61,40 @@ func (c *Config) setDefaults() {
 	if c.MaxBuffered <= 0 {
 		c.MaxBuffered = 200_000
 	}
-	if c.MaxBuffered < c.MaxRows {
-		c.MaxBuffered = c.MaxRows
-	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = 200 * time.Millisecond
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Second
 	}
+}
+
+// Validate says what is wrong with c (after defaults), every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Database == "" {
+		errs = append(errs, errors.New("Database is required"))
+	}
+	if c.MaxBuffered < c.MaxRows {
+		errs = append(errs, fmt.Errorf("MaxBuffered (%d) is below MaxRows (%d): a batch could never fill", c.MaxBuffered, c.MaxRows))
+	}
+	if c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("RetryMax (%s) is below RetryMin (%s)", c.RetryMax, c.RetryMin))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("chsink: config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Deps are the sink's collaborators.
+type Deps struct {
+	Conn driver.Conn // required
+	// Reject dead-letters a row the client cannot encode; nil: such a row
+	// fails its insert like any other error.
+	Reject   RejectFunc
+	Log      *slog.Logger          // nil discards
+	Registry prometheus.Registerer // nil: metrics not registered
 }
 
 // RejectFunc dead-letters a row the client cannot encode; the row's commit
@@ -98,13 +126,23 @@ type laneKey struct {
 	partition int32
 }
 
-// New returns a sink writing to database over conn.
-func New(conn driver.Conn, database string, cfg Config, reject RejectFunc, log *slog.Logger, reg prometheus.Registerer) *Sink {
+// New returns a sink writing to cfg.Database over deps.Conn; cfg's unset
+// fields get their defaults.
+func New(cfg Config, deps Deps) (*Sink, error) {
 	cfg.setDefaults()
-	s := &Sink{conn: conn, database: database, cfg: cfg, reject: reject, log: log,
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Conn == nil {
+		return nil, errors.New("chsink: Deps.Conn is required")
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{conn: deps.Conn, database: cfg.Database, cfg: cfg, reject: deps.Reject, log: logging.OrDiscard(deps.Log),
 		inflight: semaphore.NewWeighted(int64(cfg.MaxInflight)), room: semaphore.NewWeighted(int64(cfg.MaxBuffered)),
-		m: newMetrics(reg), lanes: map[laneKey]*lane{}}
-	return s
+		m: m, lanes: map[laneKey]*lane{}}, nil
 }
 
 // Add buffers row for table; commit is called once the row is in

@@ -1,5 +1,5 @@
 // Package kafkaconfig builds the sarama configuration every eprostream client
-// uses, with the delivery guarantees of DESIGN.md: acks=all, an idempotent
+// uses, with the delivery guarantees of docs/architecture.md: acks=all, an idempotent
 // producer with retries, consumers that start from the oldest offset, and the
 // protocol version of the brokers we run against.
 package kafkaconfig

@@ -39,6 +39,9 @@ type Server struct {
 // ServerConfig tunes a Server.
 type ServerConfig struct {
 	Addr string // host:port for Run; unused by Serve and Handler
+	// RecheckEvery is how often an open alert stream checks its key again;
+	// default 1 s.
+	RecheckEvery time.Duration
 }
 
 // ServerDeps are a Server's collaborators.
@@ -59,6 +62,9 @@ type Route func(pattern string, h http.HandlerFunc)
 func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	if deps.Subjects == nil || deps.Hub == nil || deps.Client == nil || deps.Keys == nil {
 		return nil, errors.New("views: ServerDeps.Subjects, Hub, Client and Keys are required")
+	}
+	if cfg.RecheckEvery <= 0 {
+		cfg.RecheckEvery = time.Second
 	}
 	log := orDiscard(deps.Log)
 	guard, err := httpauth.New(httpauth.Config{QueryToken: true}, httpauth.Deps{Keys: deps.Keys, Fail: fail, Log: log})

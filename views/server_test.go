@@ -270,3 +270,74 @@ func TestAlertStreamFiltersAndResumes(t *testing.T) {
 		t.Fatalf("bad severity: %d", resp.StatusCode)
 	}
 }
+
+// A read key revoked while its alert stream is open ends the stream within
+// the key cache's lifetime (2 s) plus one re-check (1 s); alerts sent
+// before the revocation arrived, so the stream was live.
+func TestRevokedKeyEndsItsAlertStream(t *testing.T) {
+	r := newReadSide(t)
+	r.start()
+	token := r.key(apikeys.AllStudies, apikeys.RoleRead)
+	id, _, _ := strings.Cut(strings.TrimPrefix(token, "epk_"), "_")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/v1/alerts/stream?access_token="+token, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // subscribed
+	r.send(r.names.Alerts, "s1", alert("a-before", "urgent", "SITE-001"))
+	sawAlert := false
+	for !sawAlert {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended before the revocation")
+			}
+			sawAlert = strings.HasPrefix(l, "data: ") && strings.Contains(l, "a-before")
+		case <-time.After(20 * time.Second):
+			t.Fatal("no alert within 20 s: the stream never carried anything")
+		}
+	}
+	if _, err := r.keys.Revoke(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	var end string
+	timeout := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				break wait
+			}
+			if strings.HasPrefix(l, "data: ") && strings.Contains(l, "revoked") {
+				end = l
+			}
+		case <-timeout:
+			break wait
+		}
+	}
+	took := time.Since(revoked)
+	if end == "" {
+		t.Fatalf("the stream did not end with the revocation (after %s)", took)
+	}
+	if took > 3*time.Second+500*time.Millisecond {
+		t.Fatalf("the stream of a revoked key lasted %s, want at most 3 s", took)
+	}
+	t.Logf("stream ended %s after the revocation: %s", took.Round(10*time.Millisecond), end)
+}

@@ -1,6 +1,8 @@
 package views
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -60,10 +62,22 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
+	// The key is checked again while the stream lasts, so a revoked or
+	// expired key stops receiving within RecheckEvery plus the key cache's
+	// lifetime (apikeys.Store.CacheFor).
+	recheck := time.NewTicker(s.cfg.RecheckEvery)
+	defer recheck.Stop()
+	token := httpauth.TokenOf(r)
 	for {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-recheck.C:
+			if msg := s.stillAdmitted(r.Context(), token); msg != "" {
+				fmt.Fprintf(w, "event: end\ndata: {\"error\":%q}\n\n", msg)
+				flusher.Flush()
+				return
+			}
 		case ev, ok := <-sub.C:
 			if !ok {
 				return // fell behind or shutting down: the client resumes with Last-Event-ID
@@ -96,4 +110,23 @@ func checkFilter(f Filter) string {
 		return "severity must be info, warning or urgent"
 	}
 	return ""
+}
+
+// stillAdmitted says why the stream's key may no longer read, or "". A key
+// store that cannot be reached does not end a stream: the key was good, and
+// the store's own staleness bound applies.
+func (s *Server) stillAdmitted(ctx context.Context, token string) string {
+	err := s.guard.Check(ctx, token, apikeys.RoleRead)
+	var auth *apikeys.AuthError
+	switch {
+	case err == nil, errors.Is(err, apikeys.ErrUnavailable), ctx.Err() != nil:
+		return ""
+	case errors.As(err, &auth):
+		return auth.Public()
+	case errors.Is(err, httpauth.ErrRole):
+		return "this API key lacks the read role"
+	default:
+		s.log.Warn("API key re-check failed; the stream goes on", "err", err)
+		return ""
+	}
 }

@@ -58,6 +58,9 @@ func (s *Subjects) Get(id string) (codecs.SubjectState, bool, error) {
 	if err != nil {
 		return codecs.SubjectState{}, false, fmt.Errorf("views: get %s: %w", id, err)
 	}
+	if u, bad := v.(codecs.UndecodableState); bad {
+		return codecs.SubjectState{}, false, fmt.Errorf("views: get %s: %w", id, u)
+	}
 	st, ok := v.(codecs.SubjectState)
 	return st, ok, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bsm/redislock"
@@ -59,8 +60,9 @@ its own --state-dir. On SIGINT/SIGTERM the groups stop cleanly.`,
 }
 
 func registerProcessFlags(cmd *cobra.Command, f *processFlags) {
-	cmd.Flags().StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "eprostream-state"),
-		"local table storage of this instance (rebuilt from Kafka when missing)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", "",
+		"local table storage of this instance, locked while it runs (rebuilt from Kafka when missing); default "+
+			filepath.Join(os.TempDir(), "eprostream-state", "<topic-prefix><group>"))
 	cmd.Flags().StringVar(&f.rulesDir, "rules-dir", "", "folder of per-study rule sets (*.yaml); the default set applies to other studies")
 	cmd.Flags().DurationVar(&f.scheduleInterval, "schedule-interval", time.Hour, "how often the missed-diary scheduler sweeps; 0 disables it")
 	cmd.Flags().IntVar(&f.sink.MaxRows, "batch-rows", 50_000, "warehouse: rows per ClickHouse insert")
@@ -90,10 +92,14 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			return err
 		}
 	}
+	if f.stateDir == "" {
+		f.stateDir = defaultStateDir(a.cfg.TopicPrefix, f.group)
+	}
 	state, clean, err := tablestore.Open(f.stateDir)
 	if err != nil {
 		return err
 	}
+	defer func() { _ = state.Release() }()
 	if !clean {
 		a.log.Warn("previous run did not stop cleanly: local tables discarded, rebuilding them from Kafka", "state_dir", f.stateDir)
 	}
@@ -220,4 +226,17 @@ func newScheduler(a *app, names topics.Names, registry *rules.Registry, f proces
 		_ = sender.Close()
 		_ = rdb.Close()
 	}, nil
+}
+
+// defaultStateDir is a folder of its own for each environment and group, so
+// two processes on one machine never share one by accident (and if they
+// did, the second would be refused: tablestore locks it).
+func defaultStateDir(topicPrefix, group string) string {
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, topicPrefix+group)
+	return filepath.Join(os.TempDir(), "eprostream-state", name)
 }

@@ -15,6 +15,7 @@ package httpauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -118,15 +119,18 @@ func (g *Guard) Require(role string, next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// ErrRole is returned by Check for a key that lacks the role.
+var ErrRole = errors.New("httpauth: the key lacks the role")
+
 // Check authenticates token again (for a connection that outlives its
-// first check) and reports whether it still holds role.
+// first check): nil, an apikeys error, or ErrRole.
 func (g *Guard) Check(ctx context.Context, token, role string) error {
 	k, err := g.deps.Keys.Authenticate(ctx, token)
 	if err != nil {
 		return err
 	}
 	if !k.Has(role) {
-		return errors.New("httpauth: the key lacks the " + role + " role")
+		return fmt.Errorf("%w %s", ErrRole, role)
 	}
 	return nil
 }

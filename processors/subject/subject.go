@@ -22,8 +22,9 @@ import (
 // topics.Names.SubjectTable.
 const Group = topics.SubjectGroup
 
-// StateCodec is the codec of subject-table.
-type StateCodec = codecs.JSON[codecs.SubjectState]
+// StateCodec is the codec of subject-table: it never fails to decode (see
+// codecs.StateCodec), so a bad table value cannot stop the group.
+type StateCodec = codecs.StateCodec
 
 // Deps are what the group needs besides Kafka.
 type Deps struct {
@@ -31,6 +32,9 @@ type Deps struct {
 	Log      *slog.Logger
 	Registry prometheus.Registerer // may be nil
 	Now      func() time.Time      // alert raised_at; time.Now when nil
+	// MaxStateBytes bounds an encoded subject state; 0 means
+	// codecs.MaxStateBytes (tests set a smaller one).
+	MaxStateBytes int
 }
 
 type processor struct {
@@ -39,6 +43,8 @@ type processor struct {
 	applied *prometheus.CounterVec
 	alerts  *prometheus.CounterVec
 	dropped *prometheus.CounterVec
+	// unreadable counts inputs of subjects whose table value is undecodable.
+	unreadable prometheus.Counter
 }
 
 // graph returns the group graph for names and the metrics New registers.
@@ -48,6 +54,9 @@ func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collec
 	}
 	if deps.Rules == nil {
 		deps.Rules = rules.NewRegistry()
+	}
+	if deps.MaxStateBytes <= 0 || deps.MaxStateBytes > codecs.MaxStateBytes {
+		deps.MaxStateBytes = codecs.MaxStateBytes
 	}
 	p := &processor{names: names, deps: deps,
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -62,8 +71,12 @@ func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collec
 			Namespace: "eprostream", Subsystem: "subject", Name: "dlq_total",
 			Help: "Records sent to epro-dlq, by input and class.",
 		}, []string{"input", "class"}),
+		unreadable: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "eprostream", Subsystem: "subject", Name: "state_undecodable_total",
+			Help: "Inputs dead-lettered because the subject's table value could not be decoded.",
+		}),
 	}
-	collectors := []prometheus.Collector{p.applied, p.alerts, p.dropped}
+	collectors := []prometheus.Collector{p.applied, p.alerts, p.dropped, p.unreadable}
 	return goka.DefineGroup(goka.Group(topics.Group(names.Prefix, Group)),
 		goka.Input(goka.Stream(names.Clean), new(codec.Bytes), p.onClean),
 		goka.Input(goka.Stream(names.Commands), new(codec.Bytes), p.onCommand),
@@ -95,11 +108,46 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 	return p, nil
 }
 
-func (p *processor) state(ctx goka.Context) codecs.SubjectState {
-	if v, ok := ctx.Value().(codecs.SubjectState); ok {
-		return v
+// state returns the subject's state, or an error when the table value
+// cannot be read.
+func (p *processor) state(ctx goka.Context) (codecs.SubjectState, error) {
+	switch v := ctx.Value().(type) {
+	case codecs.SubjectState:
+		return v, nil
+	case codecs.UndecodableState:
+		return codecs.SubjectState{}, v
 	}
-	return codecs.SubjectState{}
+	return codecs.SubjectState{}, nil
+}
+
+// undecodable dead-letters the input of a subject whose table value cannot
+// be read; the value stays as it is (for an operator to inspect or repair)
+// and the partition goes on.
+func (p *processor) undecodable(ctx goka.Context, input string, raw []byte, err error) {
+	p.unreadable.Inc()
+	p.deps.Log.Error("subject state undecodable: input dead-lettered, the partition goes on",
+		"subject_id", ctx.Key(), "input", input, "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
+	p.deadLetter(ctx, input, dlq.ClassState, raw, err)
+}
+
+// write stores next after checking its bounds; false means the input was
+// dead-lettered instead and the state is unchanged.
+func (p *processor) write(ctx goka.Context, input string, raw []byte, next codecs.SubjectState) bool {
+	if n := len(next.Items); n > codecs.MaxStateItems {
+		p.deadLetter(ctx, input, dlq.ClassBound, raw, fmt.Errorf("subject: the state would track %d items, at most %d", n, codecs.MaxStateItems))
+		return false
+	}
+	b, err := codecs.EncodeState(next)
+	if err != nil {
+		p.deadLetter(ctx, input, dlq.ClassBound, raw, fmt.Errorf("subject: encode state: %w", err))
+		return false
+	}
+	if len(b) > p.deps.MaxStateBytes {
+		p.deadLetter(ctx, input, dlq.ClassBound, raw, fmt.Errorf("subject: the state would be %d bytes, at most %d", len(b), p.deps.MaxStateBytes))
+		return false
+	}
+	ctx.SetValue(b)
+	return true
 }
 
 func (p *processor) deadLetter(ctx goka.Context, input, class string, raw []byte, err error) {
@@ -121,14 +169,21 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "clean", dlq.ClassValidate, raw, errors.New("subject: record key is not its subject_id"))
 		return
 	}
-	next, alerts, applied := ApplySubmission(p.state(ctx), c, p.deps.Rules.For(c.StudyID), p.deps.Now())
+	st, err := p.state(ctx)
+	if err != nil {
+		p.undecodable(ctx, "clean", raw, err)
+		return
+	}
+	next, alerts, applied := ApplySubmission(st, c, p.deps.Rules.For(c.StudyID), p.deps.Now())
 	if !applied {
 		p.applied.WithLabelValues("clean", "duplicate").Inc()
 		p.resend(ctx, alerts)
 		return
 	}
+	if !p.write(ctx, "clean", raw, next) {
+		return
+	}
 	p.applied.WithLabelValues("clean", "applied").Inc()
-	ctx.SetValue(next)
 	p.emit(ctx, alerts)
 }
 
@@ -148,7 +203,11 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "command", dlq.ClassValidate, raw, errors.New("subject: record key is not its subject_id"))
 		return
 	}
-	st := p.state(ctx)
+	st, err := p.state(ctx)
+	if err != nil {
+		p.undecodable(ctx, "command", raw, err)
+		return
+	}
 	next, alerts, changed, err := ApplyCommand(st, cmd, p.deps.Rules.For(studyOf(st, cmd)), p.deps.Now())
 	if err != nil {
 		p.deadLetter(ctx, "command", dlq.ClassRejected, raw, err)
@@ -159,8 +218,10 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 		p.resend(ctx, alerts)
 		return
 	}
+	if !p.write(ctx, "command", raw, next) {
+		return
+	}
 	p.applied.WithLabelValues("command", "applied").Inc()
-	ctx.SetValue(next)
 	p.emit(ctx, alerts)
 }
 

@@ -27,6 +27,8 @@ const (
 	ClassValidate = "validate" // decoded, but a field is wrong
 	ClassRejected = "rejected" // valid, but refused (e.g. a stale fencing token)
 	ClassStore    = "store"    // the warehouse refused the row
+	ClassState    = "state"    // the subject's table value cannot be decoded
+	ClassBound    = "bound"    // applying it would take the subject's state over its bounds
 )
 
 // MaxReasonLen bounds the reason header; reasons never quote patients' answers.

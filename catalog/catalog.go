@@ -1,43 +1,71 @@
-// Package catalog is the study catalogue: which studies exist and which
-// sites take part in each. The gateway refuses submissions for a study or
-// site it does not list. The catalogue is a YAML file that a deployment
-// keeps beside its rule sets:
+// Package catalog is the study catalogue: which studies exist, which sites
+// take part in each, which instruments each study uses, and how each enrols
+// its subjects. It is a YAML file that a deployment keeps beside its rule
+// sets, the same file for every process (STUDIES_FILE):
 //
 //	studies:
 //	  - id: ONC-301
 //	    name: Oncology symptom diary
 //	    sites: [SITE-001, SITE-002]
+//	    instruments: [PRO-CTCAE, PHQ-9, VITALS]   # default: every built-in instrument
+//	    enrollment: required                       # or first-report (the default)
+//	instruments:                                  # the study's own instruments, beside the built-in ones
+//	  - code: ONC-DIARY
+//	    items:
+//	      - {code: MOUTH_SORES_TODAY, type: integer, min: 0, max: 1}
 //
-// An empty catalogue (no file) accepts every study and site.
+// CheckSubmission is the one validation of a submission's study, site,
+// instrument and items: the gateway and intake both call it, so a record
+// the gateway accepts is one intake accepts.
+//
+// An empty catalogue (no file) accepts every study and site, with the
+// built-in instruments and the first-report policy.
 package catalog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/instruments"
+)
+
+// Enrolment policies.
+const (
+	// FirstReport enrols an unknown subject at the site of its first
+	// accepted submission; later submissions naming another study or site
+	// are refused.
+	FirstReport = "first-report"
+	// Required refuses submissions of subjects not enrolled beforehand
+	// (POST /v1/subjects, `eprostream enroll`).
+	Required = "required"
 )
 
 // Study is one catalogued study.
 type Study struct {
-	ID    string   `yaml:"id" json:"id"`
-	Name  string   `yaml:"name" json:"name,omitempty"`
-	Sites []string `yaml:"sites" json:"sites"`
+	ID          string   `yaml:"id" json:"id"`
+	Name        string   `yaml:"name" json:"name,omitempty"`
+	Sites       []string `yaml:"sites" json:"sites"`
+	Instruments []string `yaml:"instruments,omitempty" json:"instruments,omitempty"`
+	Enrollment  string   `yaml:"enrollment,omitempty" json:"enrollment,omitempty"`
 }
 
 // Catalogue is read-only after Load and safe for concurrent use.
 type Catalogue struct {
-	studies map[string]Study
+	studies     map[string]Study
+	instruments *instruments.Set
 }
 
 // Load reads the catalogue at path; "" gives the open catalogue.
 func Load(path string) (*Catalogue, error) {
 	if path == "" {
-		return &Catalogue{}, nil
+		return &Catalogue{instruments: instruments.Builtin()}, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -49,12 +77,19 @@ func Load(path string) (*Catalogue, error) {
 // Parse reads a catalogue from YAML and says everything wrong with it.
 func Parse(b []byte) (*Catalogue, error) {
 	var doc struct {
-		Studies []Study `yaml:"studies"`
+		Studies     []Study                  `yaml:"studies"`
+		Instruments []instruments.Definition `yaml:"instruments"`
 	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	c := &Catalogue{studies: map[string]Study{}}
+	set, err := instruments.NewSet(doc.Instruments...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	c := &Catalogue{studies: map[string]Study{}, instruments: set}
 	var errs []error
 	for i, s := range doc.Studies {
 		if err := codecs.CheckID(s.ID); err != nil {
@@ -67,6 +102,21 @@ func Parse(b []byte) (*Catalogue, error) {
 			if err := codecs.CheckID(site); err != nil {
 				errs = append(errs, fmt.Errorf("studies[%d].sites[%d]: %w", i, j, err))
 			}
+		}
+		for j, code := range s.Instruments {
+			d, ok := set.Lookup(code)
+			if !ok {
+				errs = append(errs, fmt.Errorf("studies[%d].instruments[%d]: %s is not defined (built in: %s)", i, j, code, strings.Join(set.Codes(), ", ")))
+				continue
+			}
+			s.Instruments[j] = d.Code
+		}
+		switch s.Enrollment {
+		case "":
+			s.Enrollment = FirstReport
+		case FirstReport, Required:
+		default:
+			errs = append(errs, fmt.Errorf("studies[%d].enrollment: %q, want %s or %s", i, s.Enrollment, Required, FirstReport))
 		}
 		c.studies[s.ID] = s
 	}
@@ -81,6 +131,51 @@ func Parse(b []byte) (*Catalogue, error) {
 
 // Open reports whether the catalogue accepts every study.
 func (c *Catalogue) Open() bool { return c.studies == nil }
+
+// Instruments is the set of instruments the catalogue knows.
+func (c *Catalogue) Instruments() *instruments.Set { return c.instruments }
+
+// Study returns a catalogued study; an open catalogue has every study, with
+// the defaults.
+func (c *Catalogue) Study(id string) (Study, bool) {
+	if c.Open() {
+		return Study{ID: id, Enrollment: FirstReport}, true
+	}
+	s, ok := c.studies[id]
+	return s, ok
+}
+
+// Uses reports whether study uses instrument (every defined one when the
+// study lists none).
+func (c *Catalogue) Uses(study, instrument string) bool {
+	s, ok := c.Study(study)
+	if !ok {
+		return false
+	}
+	if len(s.Instruments) == 0 {
+		_, defined := c.instruments.Lookup(instrument)
+		return defined
+	}
+	return slices.Contains(s.Instruments, strings.ToUpper(instrument))
+}
+
+// CheckSubmission reports every problem of s's study, site, instrument and
+// items at once (the envelope itself is codecs' to check). It is the one
+// function the gateway and intake both run.
+func (c *Catalogue) CheckSubmission(s codecs.Submission) codecs.FieldErrors {
+	var errs codecs.FieldErrors
+	studyErr, siteErr := c.Check(s.StudyID, s.SiteID)
+	if studyErr != nil && s.StudyID != "" && codecs.CheckID(s.StudyID) == nil {
+		errs = append(errs, codecs.FieldError{Path: "study_id", Reason: studyErr.Error()})
+	}
+	if siteErr != nil && codecs.CheckID(s.SiteID) == nil {
+		errs = append(errs, codecs.FieldError{Path: "site_id", Reason: siteErr.Error()})
+	}
+	if studyErr != nil {
+		return errs
+	}
+	return append(errs, c.instruments.Check(s, func(instr string) bool { return c.Uses(s.StudyID, instr) })...)
+}
 
 // Check says what is wrong with (study, site), or nil.
 func (c *Catalogue) Check(study, site string) (studyErr, siteErr error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
+	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
@@ -30,6 +31,10 @@ type Config struct {
 	TopicPrefix string        // the environment's topic prefix, as given to `eprostream migrate`
 	DialTimeout time.Duration // each connection attempt; default 5 s
 	ClientID    string        // default eprostream-emitter
+	// Catalogue checks each submission's study, site, instrument and items
+	// before it is sent, as the gateway and intake do; nil: the open
+	// catalogue (every study and site, the built-in instruments).
+	Catalogue *catalog.Catalogue
 }
 
 func (c *Config) setDefaults() {
@@ -38,6 +43,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClientID == "" {
 		c.ClientID = "eprostream-emitter"
+	}
+	if c.Catalogue == nil {
+		c.Catalogue, _ = catalog.Load("")
 	}
 }
 
@@ -123,17 +131,19 @@ func (r *rawEmitter) close() error {
 // SubmissionEmitter produces submissions to epro-submissions.
 type SubmissionEmitter struct {
 	raw *rawEmitter
+	cat *catalog.Catalogue
 	now func() time.Time
 }
 
 // NewSubmissionEmitter returns an emitter for the submissions topic of cfg.
 // opts are for tests (goka.WithEmitterTester).
 func NewSubmissionEmitter(cfg Config, deps Deps, opts ...goka.EmitterOption) (*SubmissionEmitter, error) {
+	cfg.setDefaults()
 	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Submissions, deps, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &SubmissionEmitter{raw: r, now: time.Now}, nil
+	return &SubmissionEmitter{raw: r, cat: cfg.Catalogue, now: time.Now}, nil
 }
 
 // Emit validates s and returns once Kafka has it (acks=all), or ctx ends.
@@ -180,8 +190,12 @@ func (e *SubmissionEmitter) EmitBatch(ctx context.Context, batch []codecs.Submis
 }
 
 func (e *SubmissionEmitter) encode(s codecs.Submission) ([]byte, error) {
-	if err := s.Validate(e.now()); err != nil {
+	var errs codecs.FieldErrors
+	if err := s.Validate(e.now()); err != nil && !errors.As(err, &errs) {
 		return nil, err
+	}
+	if errs = append(errs, e.cat.CheckSubmission(s)...); len(errs) > 0 {
+		return nil, errs
 	}
 	b, err := json.Marshal(s)
 	if err != nil {

@@ -47,18 +47,19 @@ studies:
 // fixture is one gateway on the real Kafka and Redis, in its own topic
 // prefix and Redis key prefix, with keys for the usual callers.
 type fixture struct {
-	t        *testing.T
-	cfg      config.Config
-	names    topics.Names
-	rdb      *redis.Client // the test's own client
-	fast     *redis.Client // the gateway's
-	prefix   string
-	keys     *apikeys.Store
-	locks    *fencedlock.Locker
-	srv      *httptest.Server
-	gw       *gateway.Gateway
-	producer gateway.Producer
-	router   routers.Router
+	t         *testing.T
+	cfg       config.Config
+	names     topics.Names
+	rdb       *redis.Client // the test's own client
+	fast      *redis.Client // the gateway's
+	prefix    string
+	keys      *apikeys.Store
+	locks     *fencedlock.Locker
+	srv       *httptest.Server
+	gw        *gateway.Gateway
+	producer  gateway.Producer
+	router    routers.Router
+	catalogue *catalog.Catalogue // the gateway's
 
 	submit, operate, all, other string // tokens: ONC-301 submit, ONC-301 operate, * submit, CAR-200 submit
 }
@@ -100,7 +101,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	for _, o := range opts {
 		o(f, &gcfg, &deps)
 	}
-	f.producer = deps.Producer
+	f.producer, f.catalogue = deps.Producer, gcfg.Catalogue
 	if f.gw, err = gateway.New(gcfg, deps); err != nil {
 		t.Fatal(err)
 	}

@@ -67,13 +67,8 @@ func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool) (codecs.Subm
 	if msg := httpauth.ScopeProblem(k, s.StudyID); msg != "" && s.StudyID != "" {
 		return s, http.StatusForbidden, Problem{Error: msg}
 	}
-	studyErr, siteErr := g.cfg.Catalogue.Check(s.StudyID, s.SiteID)
-	if studyErr != nil && s.StudyID != "" && codecs.CheckID(s.StudyID) == nil {
-		fields = append(fields, codecs.FieldError{Path: "study_id", Reason: studyErr.Error()})
-	}
-	if siteErr != nil && codecs.CheckID(s.SiteID) == nil {
-		fields = append(fields, codecs.FieldError{Path: "site_id", Reason: siteErr.Error()})
-	}
+	// Study, site, instrument and items: the check intake runs too.
+	fields = append(fields, g.cfg.Catalogue.CheckSubmission(s)...)
 	if len(fields) > 0 {
 		status, p := problemOf(fields)
 		return s, status, p

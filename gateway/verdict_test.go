@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
@@ -43,6 +45,10 @@ func TestOneVerdictForTheSameBytes(t *testing.T) {
 		{"FHIR resource of another type", []byte(`{"resourceType":"Patient","id":"p1"}`), false, ""},
 		{"missing subject", native("v-nosubject", map[string]any{"subject_id": nil}), false, ""},
 		{"bad item code", native("v-code", map[string]any{"items": []map[string]any{{"code": "<b>", "value": 1}}}), false, ""},
+		{"grade as a word", native("v-seven", map[string]any{"items": []map[string]any{{"code": "NAUSEA_SEVERITY", "value": "seven"}}}), false, ""},
+		{"grade over range", native("v-nine", map[string]any{"items": []map[string]any{{"code": "NAUSEA_SEVERITY", "value": 9}}}), false, ""},
+		{"invented item", native("v-invented", map[string]any{"items": []map[string]any{{"code": "X1_SEVERITY", "value": 4}}}), false, ""},
+		{"unknown instrument", native("v-instr", map[string]any{"instrument": "EQ-5D-5L"}), false, ""},
 	}
 	accepted := 0
 	for _, c := range cases {
@@ -67,7 +73,7 @@ func TestOneVerdictForTheSameBytes(t *testing.T) {
 				emitterOK = perr == nil && p.Validate(time.Now()) == nil
 			}
 
-			clean, err := intake.Clean(c.body, time.Now())
+			clean, err := intake.Clean(f.catalogue, c.body, time.Now())
 			intakeOK := err == nil
 
 			if gatewayOK != c.accept || emitterOK != c.accept || intakeOK != c.accept {
@@ -85,4 +91,63 @@ func TestOneVerdictForTheSameBytes(t *testing.T) {
 	if accepted == 0 {
 		t.Fatal("no case was accepted: the comparison saw only refusals")
 	}
+}
+
+// TestGatewayRefusesExactlyWhatIntakeDeadLetters generates bad and good
+// envelopes (wrong types, out-of-range values, unknown items and
+// instruments, mixed) and holds the gateway to intake's verdict on the same
+// bytes: 400 exactly when intake would dead-letter them, 202 otherwise.
+func TestGatewayRefusesExactlyWhatIntakeDeadLetters(t *testing.T) {
+	f := newFixture(t)
+	rng := rand.New(rand.NewPCG(7, 11))
+	items := []struct {
+		instrument string
+		code       string
+		good       []any
+		bad        []any
+	}{
+		{"PRO-CTCAE", "NAUSEA_SEVERITY", []any{0, 4, true}, []any{"seven", 9, -1, 1e308, 2.5, "4"}},
+		{"PRO-CTCAE", "PAIN_INTERFERENCE", []any{2}, []any{5, "x", map[string]int{"a": 1}}},
+		{"PRO-CTCAE", "X1_SEVERITY", nil, []any{4}},
+		{"PRO-CTCAE", "DIARRHEA_SEVERITY", nil, []any{1}}, // PRO-CTCAE asks diarrhoea's frequency only
+		{"PHQ-9", "PHQ9_9", []any{0, 3}, []any{4, "several days"}},
+		{"NRS-PAIN", "PAIN_NRS", []any{0, 10}, []any{11, -3}},
+		{"VITALS", "BODY_TEMPERATURE", []any{37.2, 100.6}, []any{"hot", 80}},
+		{"EQ-5D-5L", "MOBILITY", nil, []any{1}},
+		{"DIARY", "NOTES", []any{"slept well"}, []any{3}},
+	}
+	seen := map[bool]int{}
+	for n := 0; n < 1000; n++ {
+		pick := items[rng.IntN(len(items))]
+		var v any
+		wantBad := len(pick.good) == 0 || rng.IntN(2) == 0
+		if wantBad {
+			v = pick.bad[rng.IntN(len(pick.bad))]
+		} else {
+			v = pick.good[rng.IntN(len(pick.good))]
+		}
+		it := map[string]any{"code": pick.code, "value": v}
+		if pick.code == "BODY_TEMPERATURE" && v == 100.6 {
+			it["unit"] = "[degF]"
+		}
+		list := []map[string]any{it}
+		if rng.IntN(4) == 0 { // mixed: a second, good PRO-CTCAE item
+			list = append(list, map[string]any{"code": "FATIGUE_SEVERITY", "value": 1})
+		}
+		body := native(fmt.Sprintf("prop-%d", n), map[string]any{"instrument": pick.instrument, "items": list})
+		r := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: body})
+		_, err := intake.Clean(f.catalogue, body, time.Now())
+		intakeOK := err == nil
+		if r.status != http.StatusAccepted && r.status != http.StatusBadRequest {
+			t.Fatalf("case %d: gateway answered %d %s", n, r.status, r.body)
+		}
+		if (r.status == http.StatusAccepted) != intakeOK {
+			t.Fatalf("case %d %s: gateway %d %s, intake %v", n, body, r.status, r.body, err)
+		}
+		seen[intakeOK]++
+	}
+	if seen[true] == 0 || seen[false] == 0 {
+		t.Fatalf("verdicts %v: the generator must produce both accepted and refused envelopes", seen)
+	}
+	t.Logf("1000 envelopes: %d accepted by both, %d refused by both", seen[true], seen[false])
 }

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eprostream/eprostream/catalog"
+
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
@@ -103,13 +105,14 @@ func makeRows(n int) ([]chsink.Row, error) {
 		return nil, err
 	}
 	offsets := make([]int64, 12)
+	open, _ := catalog.Load("") // every study, the built-in instruments
 	var rows []chsink.Row
 	for len(rows) < n {
 		r, ok := gen.Next()
 		if !ok {
 			break
 		}
-		c, err := intake.Clean(r.Value, time.Now())
+		c, err := intake.Clean(open, r.Value, time.Now())
 		if err != nil {
 			continue
 		}

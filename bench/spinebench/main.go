@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eprostream/eprostream/catalog"
+
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
@@ -129,13 +131,14 @@ func (b *bench) prepare(n, perSite int) (raw, clean []kv, err error) {
 		return nil, nil, err
 	}
 	now := time.Now()
+	open, _ := catalog.Load("") // every study, the built-in instruments
 	for len(raw) < n {
 		r, ok := gen.Next()
 		if !ok {
 			break
 		}
 		raw = append(raw, kv{r.Key, r.Value})
-		if c, err := intake.Clean(r.Value, now); err == nil {
+		if c, err := intake.Clean(open, r.Value, now); err == nil {
 			v, _ := json.Marshal(c)
 			clean = append(clean, kv{c.SubjectID, v})
 		}

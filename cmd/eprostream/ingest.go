@@ -19,11 +19,10 @@ import (
 )
 
 type ingestFlags struct {
-	gw          gateway.Config
-	rate        ratelimit.Config
-	studiesFile string
-	noLimits    bool
-	noIdem      bool
+	gw       gateway.Config
+	rate     ratelimit.Config
+	noLimits bool
+	noIdem   bool
 }
 
 func (f *ingestFlags) register(cmd *cobra.Command) {
@@ -36,7 +35,6 @@ func (f *ingestFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.rate.PerKeyBurst, "rate-burst", 0, "burst of one API key (default: one second of its rate)")
 	fs.IntVar(&f.rate.Overall, "rate-overall", 50000, "submissions/s of all keys together; 0 disables")
 	fs.Float64Var(&f.rate.FallbackShare, "rate-fallback-share", 0.5, "share of each limit one gateway allows alone while Redis is down (1/instances)")
-	fs.StringVar(&f.studiesFile, "studies-file", "", "study catalogue (YAML); submissions for studies or sites not in it are refused; empty accepts all")
 	fs.BoolVar(&f.noLimits, "no-rate-limits", false, "serve without rate limits (benchmarks only)")
 	fs.BoolVar(&f.noIdem, "no-idempotency", false, "serve without idempotency keys (benchmarks only)")
 }
@@ -66,7 +64,7 @@ accepting, finishes in-flight requests and flushes its producers.`,
 // newIngest wires the gateway and returns a function serving it (and the
 // admin endpoints) until ctx ends.
 func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
-	cat, err := catalog.Load(f.studiesFile)
+	cat, err := catalog.Load(a.cfg.StudiesFile)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/internal/admin"
 	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
@@ -157,7 +158,11 @@ func newProcessor(a *app, group string, names topics.Names, registry *rules.Regi
 	opts := kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-"+group, filepath.Join(stateDir, group), a.log)
 	switch group {
 	case intake.Group:
-		return intake.New(intake.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, intake.Deps{Log: a.log, Registry: reg}, opts...)
+		cat, err := catalog.Load(a.cfg.StudiesFile)
+		if err != nil {
+			return nil, err
+		}
+		return intake.New(intake.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, intake.Deps{Catalogue: cat, Log: a.log, Registry: reg}, opts...)
 	default:
 		return subject.New(subject.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, subject.Deps{Rules: registry, Log: a.log, Registry: reg}, opts...)
 	}

@@ -46,6 +46,10 @@ type Config struct {
 	LogFormat string
 	// DialTimeout bounds each connection attempt to Kafka, Redis and ClickHouse.
 	DialTimeout time.Duration
+	// StudiesFile is the study catalogue (studies, sites, instruments,
+	// enrolment policy); every process reads the same file. Empty: every
+	// study and site, the built-in instruments, first-report enrolment.
+	StudiesFile string
 }
 
 // Default returns the configuration for the local stack that `make up` starts.
@@ -90,6 +94,7 @@ func (c *Config) vars() []envVar {
 		{"LOG_LEVEL", "log-level", "debug, info, warn or error", &c.LogLevel},
 		{"LOG_FORMAT", "log-format", "text or json", &c.LogFormat},
 		{"DIAL_TIMEOUT", "dial-timeout", "timeout of each connection attempt", &c.DialTimeout},
+		{"STUDIES_FILE", "studies-file", "study catalogue (YAML): studies, sites, instruments, enrolment policy; the same file for every process; empty accepts every study", &c.StudiesFile},
 	}
 }
 

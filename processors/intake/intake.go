@@ -9,6 +9,7 @@ import (
 	"github.com/lovoo/goka/codec"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/logging"
@@ -21,12 +22,16 @@ const Group = "intake"
 
 // Deps are what the group needs besides Kafka.
 type Deps struct {
-	Log      *slog.Logger
-	Registry prometheus.Registerer // may be nil
+	// Catalogue is the study catalogue every gateway also checks against;
+	// nil: the open catalogue (every study and site, built-in instruments).
+	Catalogue *catalog.Catalogue
+	Log       *slog.Logger
+	Registry  prometheus.Registerer // may be nil
 }
 
 type processor struct {
 	names   topics.Names
+	cat     *catalog.Catalogue
 	log     *slog.Logger
 	clean   prometheus.Counter
 	dropped *prometheus.CounterVec
@@ -36,6 +41,7 @@ type processor struct {
 func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collector) {
 	p := &processor{
 		names: names,
+		cat:   deps.Catalogue,
 		log:   deps.Log,
 		clean: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "eprostream", Subsystem: "intake", Name: "clean_total",
@@ -65,6 +71,9 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 		return nil, err
 	}
 	deps.Log = logging.OrDiscard(deps.Log)
+	if deps.Catalogue == nil {
+		deps.Catalogue, _ = catalog.Load("")
+	}
 	g, collectors := graph(cfg.Names, deps)
 	if err := group.Register("intake", deps.Registry, collectors...); err != nil {
 		return nil, err
@@ -78,7 +87,7 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 
 func (p *processor) process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
-	c, err := Clean(raw, ctx.Timestamp())
+	c, err := Clean(p.cat, raw, ctx.Timestamp())
 	if err != nil {
 		class := dlq.ClassValidate
 		var fe codecs.FieldErrors

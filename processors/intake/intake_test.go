@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eprostream/eprostream/catalog"
+
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +33,10 @@ func instrumentOf(items string) string {
 	switch {
 	case strings.Contains(items, "PHQ9"):
 		return "PHQ-9"
+	case strings.Contains(items, "PAIN_NRS"):
+		return "NRS-PAIN"
+	case strings.Contains(items, "NOTES"):
+		return "DIARY"
 	case strings.Contains(items, "BODY_"):
 		return "VITALS"
 	default:
@@ -64,7 +70,7 @@ func (h *harness) send(key, body string) {
 
 func TestValidSubmissionIsCleaned(t *testing.T) {
 	h := newHarness(t)
-	h.send("wrong-key", envelope("m1", `{"code":"pain_severity","value":3},{"code":"NOTES","value":"slept badly"}`))
+	h.send("wrong-key", envelope("m1", `{"code":"pain_severity","value":3},{"code":"nausea_frequency","value":true}`))
 	key, v, ok := h.clean.Next()
 	if !ok {
 		t.Fatal("nothing on epro-clean")
@@ -76,7 +82,7 @@ func TestValidSubmissionIsCleaned(t *testing.T) {
 	if !c.SubmittedAt.Equal(time.Date(2026, 11, 20, 7, 15, 0, 0, time.UTC)) || c.SubmittedAt.Location() != time.UTC || c.OffsetSeconds != 3600 {
 		t.Errorf("time %v offset %d", c.SubmittedAt, c.OffsetSeconds)
 	}
-	if c.Items[0].Code != "PAIN_SEVERITY" || *c.Items[0].Num != 3 || c.Items[1].Text != "slept badly" {
+	if c.Items[0].Code != "PAIN_SEVERITY" || *c.Items[0].Num != 3 || c.Items[1].Code != "NAUSEA_FREQUENCY" || *c.Items[1].Num != 1 {
 		t.Errorf("items %+v", c.Items)
 	}
 	if string(c.Extra["x_app_build"]) != `"4.2"` || c.Format != "native" || !c.ReceivedAt.Equal(received) {
@@ -84,6 +90,10 @@ func TestValidSubmissionIsCleaned(t *testing.T) {
 	}
 	if _, _, ok := h.dead.Next(); ok {
 		t.Error("unexpected DLQ record")
+	}
+	h.send("diary", envelope("m1-diary", `{"code":"NOTES","value":"slept badly"}`))
+	if _, v, ok := h.clean.Next(); !ok || v.(codecs.CleanSubmission).Items[0].Text != "slept badly" {
+		t.Errorf("a diary's free text is not kept: %v %v", v, ok)
 	}
 }
 
@@ -113,9 +123,11 @@ func TestBadSubmissionsGoToDLQWithReason(t *testing.T) {
 		{"not JSON", `{"message_id":`, dlq.ClassDecode, "not a JSON object"},
 		{"missing subject", strings.Replace(envelope("m4", `{"code":"PAIN_SEVERITY","value":1}`), `"subject_id":"ONC-301-012-0042",`, "", 1), dlq.ClassValidate, "subject_id: is required"},
 		{"out of range", envelope("m5", `{"code":"PAIN_SEVERITY","value":9}`), dlq.ClassValidate, "PAIN_SEVERITY must be a whole number from 0 to 4"},
-		{"text for a score", envelope("m6", `{"code":"PAIN_NRS","value":"a lot"}`), dlq.ClassValidate, "PAIN_NRS must be a number"},
+		{"text for a score", envelope("m6", `{"code":"PAIN_NRS","value":"a lot"}`), dlq.ClassValidate, "PAIN_NRS must be a whole number from 0 to 10, not text"},
 		{"unknown unit", envelope("m7", `{"code":"BODY_WEIGHT","value":10,"unit":"stone"}`), dlq.ClassValidate, "cannot be converted to kg"},
 		{"bad utf-8", "\xff\xfe", dlq.ClassValidate, "UTF-8"},
+		{"invented item", envelope("m8", `{"code":"X1_SEVERITY","value":4}`), dlq.ClassValidate, `items[0].code: "X1_SEVERITY" is not an item of PRO-CTCAE`},
+		{"unknown instrument", strings.Replace(envelope("m9", `{"code":"PAIN_SEVERITY","value":1}`), `"instrument":"PRO-CTCAE"`, `"instrument":"EQ-5D-5L"`, 1), dlq.ClassValidate, `"EQ-5D-5L" is not an instrument eprostream knows`},
 	}
 	h := newHarness(t)
 	for i, tc := range cases {
@@ -163,9 +175,10 @@ func TestEmptyRecordGoesToDLQ(t *testing.T) {
 
 func BenchmarkClean(b *testing.B) {
 	native := []byte(envelope("m1", `{"code":"PAIN_SEVERITY","value":3},{"code":"PAIN_INTERFERENCE","value":2},{"code":"NAUSEA_FREQUENCY","value":1},{"code":"NAUSEA_SEVERITY","value":1},{"code":"FATIGUE_SEVERITY","value":2},{"code":"FATIGUE_INTERFERENCE","value":1},{"code":"DIARRHEA_FREQUENCY","value":0}`))
+	open, _ := catalog.Load("") // every study, the built-in instruments
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := intake.Clean(native, received); err != nil {
+		if _, err := intake.Clean(open, native, received); err != nil {
 			b.Fatal(err)
 		}
 	}

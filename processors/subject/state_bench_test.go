@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eprostream/eprostream/catalog"
+
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/loadgen"
 	"github.com/eprostream/eprostream/processors/intake"
@@ -47,13 +49,14 @@ func thirtyDays(b *testing.B) []codecs.CleanSubmission {
 	if err != nil {
 		b.Fatal(err)
 	}
+	open, _ := catalog.Load("") // every study, the built-in instruments
 	var clean []codecs.CleanSubmission
 	for {
 		r, ok := gen.Next()
 		if !ok {
 			return clean
 		}
-		c, err := intake.Clean(r.Value, r.SubmittedAt.Add(time.Minute))
+		c, err := intake.Clean(open, r.Value, r.SubmittedAt.Add(time.Minute))
 		if err != nil {
 			b.Fatal(err)
 		}

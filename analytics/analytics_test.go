@@ -66,13 +66,13 @@ func TestComplianceBySiteDay(t *testing.T) {
 	rows := run(t, ctx, conn, db, "compliance_by_site_day", "2026-03-01", "2026-03-03")
 	assertRows(t, rows, []string{"study_id", "site_id", "day", "reporting", "enrolled", "compliance_pct"}, []string{
 		"S1 A 2026-03-01 2 2 100", // A2's report is on UTC 03-02, local 03-01
-		"S1 A 2026-03-02 3 3 100", // A3 enrols; A2 reports twice
+		"S1 A 2026-03-02 3 3 100", // A3 enrols (roster: transferred to A); A2 reports twice
 		"S1 A 2026-03-03 1 3 33.3",
-		"S1 B 2026-03-01 1 2 50", // B2 enrolled 02-27, never reports again
-		"S1 B 2026-03-02 1 2 50",
-		"S1 B 2026-03-03 0 2 0", // nobody reported: listed all the same
-		"S2 D 2026-03-01 0 1 0",
-		"S2 D 2026-03-02 0 1 0",
+		"S1 B 2026-03-01 1 3 33.3", // B2 enrolled 02-27 by its first report; B9 on the roster, never reports
+		"S1 B 2026-03-02 1 3 33.3",
+		"S1 B 2026-03-03 0 3 0", // nobody reported: listed all the same
+		"S2 D 2026-03-01 0 2 0", // D7 on the roster until its withdrawal on 03-02
+		"S2 D 2026-03-02 0 2 0",
 		"S2 D 2026-03-03 0 1 0",
 	})
 	assertTypes(t, rows[0], map[string]any{"day": time.Time{}, "reporting": uint64(0), "enrolled": uint64(0), "compliance_pct": 0.0})
@@ -195,7 +195,41 @@ func seed(t *testing.T) (context.Context, driver.Conn, string) {
 	}
 	insertSubmissions(t, ctx, conn, db)
 	insertAlerts(t, ctx, conn, db)
+	insertEnrolments(t, ctx, conn, db)
 	return ctx, conn, db
+}
+
+// enrolments of the seed: B9 enrolled at B and never reported; D7 enrolled
+// at D, withdrawn on 03-02; A3, on the roster, was transferred from B to A
+// (revision 2).
+func insertEnrolments(t *testing.T, ctx context.Context, conn driver.Conn, db string) {
+	t.Helper()
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".enrolments (enrolment_id, subject_id, study_id, site_id,"+
+		" status, enrolled_at, ended_at, revision, by_key, at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withdrawn := utc("2026-03-02 10:00:00")
+	for _, e := range []struct {
+		subject, study, site, status, enrolled string
+		ended                                  *time.Time
+		revision                               uint32
+	}{
+		{"B9", "S1", "B", "active", "2026-02-28 09:00:00", nil, 1},
+		{"D7", "S2", "D", "active", "2026-02-20 09:00:00", nil, 1},
+		{"D7", "S2", "D", "withdrawn", "2026-02-20 09:00:00", &withdrawn, 2},
+		{"A3", "S1", "B", "active", "2026-03-02 08:00:00", nil, 1},
+		{"A3", "S1", "A", "active", "2026-03-02 08:00:00", nil, 2},
+	} {
+		at := utc(e.enrolled)
+		if err := batch.Append(e.subject+"#"+fmt.Sprint(e.revision), e.subject, e.study, e.site, e.status, at, e.ended,
+			e.revision, "k1", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func insertSubmissions(t *testing.T, ctx context.Context, conn driver.Conn, db string) {

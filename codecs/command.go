@@ -30,6 +30,10 @@ type Command struct {
 	Plan      json.RawMessage `json:"plan,omitempty"`
 	AlertID   string          `json:"alert_id,omitempty"`
 	By        string          `json:"by,omitempty"`
+	// SiteID and EnrolledAt come with a check_schedule for an enrolled
+	// subject that has never reported: its silence counts from enrolment.
+	SiteID     string     `json:"site_id,omitempty"`
+	EnrolledAt *time.Time `json:"enrolled_at,omitempty"`
 }
 
 func (c Command) wireVersion() int { return c.V }
@@ -40,6 +44,7 @@ func (c Command) Validate() error {
 	checkID(&errs, "command_id", c.CommandID, true)
 	checkID(&errs, "subject_id", c.SubjectID, true)
 	checkID(&errs, "study_id", c.StudyID, false)
+	checkID(&errs, "site_id", c.SiteID, false)
 	if c.At.IsZero() {
 		errs.add("at", "is required")
 	}

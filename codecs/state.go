@@ -27,6 +27,9 @@ type SubjectState struct {
 	Reports   int    `json:"n"`
 	FirstAt   int64  `json:"first,omitempty"` // unix seconds of the first report
 	LastAt    int64  `json:"last,omitempty"`  // unix seconds of the latest report
+	// EnrolledAt (unix seconds) is set for a subject the missed-diary sweep
+	// found enrolled and silent before its first report.
+	EnrolledAt int64 `json:"enrolled,omitempty"`
 	// Items holds each item's baseline and recent values.
 	Items map[string]*ItemHistory `json:"items,omitempty"`
 	// Open are the alert conditions that hold now, by condition key

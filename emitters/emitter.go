@@ -234,3 +234,31 @@ func (e *CommandEmitter) Emit(ctx context.Context, c codecs.Command) error {
 
 // Close flushes what is in flight and releases the producer.
 func (e *CommandEmitter) Close() error { return e.raw.close() }
+
+// EnrolmentEmitter writes the study registry's roster (epro-enrolments).
+type EnrolmentEmitter struct{ raw *rawEmitter }
+
+// NewEnrolmentEmitter returns an emitter for the enrolments topic of cfg.
+func NewEnrolmentEmitter(cfg Config, deps Deps, opts ...goka.EmitterOption) (*EnrolmentEmitter, error) {
+	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Enrolments, deps, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &EnrolmentEmitter{raw: r}, nil
+}
+
+// Emit validates e and returns once Kafka has it, or ctx ends.
+func (e *EnrolmentEmitter) Emit(ctx context.Context, en codecs.Enrolment) error {
+	en.V = codecs.WireVersion
+	if err := en.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(en)
+	if err != nil {
+		return fmt.Errorf("emitters: encode: %w", err)
+	}
+	return wait(ctx, e.raw.send(en.SubjectID, b))
+}
+
+// Close flushes what is in flight and releases the producer.
+func (e *EnrolmentEmitter) Close() error { return e.raw.close() }

@@ -9,6 +9,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
@@ -35,6 +36,7 @@ type ItemResult struct {
 // batchItem is a submission of a batch on its way through.
 type batchItem struct {
 	raw     []byte
+	enrol   *codecs.Enrolment // first-report enrolment to write before it
 	subject string
 	key     string // idempotency key
 	fp      string
@@ -117,15 +119,19 @@ func splitBatch(body []byte, limit int) ([]json.RawMessage, string) {
 func (g *Gateway) decodeBatch(k apikeys.Key, raws []json.RawMessage, results []ItemResult) []*batchItem {
 	items := make([]*batchItem, len(raws))
 	first := map[string]int{}
+	pending := map[string]codecs.Enrolment{}
 	for i, raw := range raws {
 		results[i].Index = i
-		s, status, p := g.decode(k, raw, false)
+		s, enrol, status, p := g.decode(k, raw, false, pending)
 		if status != 0 {
 			results[i].Status, results[i].Error, results[i].Fields = status, p.Error, p.Fields
 			continue
 		}
 		results[i].MessageID = s.MessageID
-		it := &batchItem{raw: raw, subject: s.SubjectID, key: idempotencyKey(k, "", s.MessageID), fp: fingerprint(raw), dupOf: -1}
+		it := &batchItem{raw: raw, enrol: enrol, subject: s.SubjectID, key: idempotencyKey(k, "", s.MessageID), fp: fingerprint(raw), dupOf: -1}
+		if enrol != nil {
+			pending[s.SubjectID] = *enrol
+		}
 		if j, seen := first[s.MessageID]; seen {
 			it.dupOf = j // answered like its first occurrence, sent once
 		} else {
@@ -220,19 +226,30 @@ func (g *Gateway) beginMany(r *http.Request, keys, fps []string) ([]idempotency.
 // produceBatch sends the claimed items and completes or releases their
 // claims, each in one round trip.
 func (g *Gateway) produceBatch(r *http.Request, items []*batchItem, results []ItemResult) {
+	unenrolled := g.enrolBatch(r, items)
 	var recs []record
 	var idx []int
+	var failed []idempotency.Claim
 	for i, it := range items {
-		if it != nil && it.dupOf < 0 {
-			recs = append(recs, record{key: it.subject, value: it.raw})
-			idx = append(idx, i)
+		if it == nil || it.dupOf >= 0 {
+			continue
 		}
+		if unenrolled[it.subject] {
+			results[i].Status, results[i].Error = http.StatusServiceUnavailable, "Kafka did not acknowledge the subject's enrolment; retry this submission with the same message_id"
+			failed = append(failed, it.claim)
+			continue
+		}
+		recs = append(recs, record{key: it.subject, value: it.raw})
+		idx = append(idx, i)
 	}
 	if len(recs) == 0 {
+		if g.deps.Idempotency != nil && len(failed) > 0 {
+			_ = g.deps.Idempotency.AbortMany(r.Context(), failed)
+		}
 		return
 	}
 	errs := g.produce(r.Context(), recs)
-	var done, failed []idempotency.Claim
+	var done []idempotency.Claim
 	var outs []idempotency.Outcome
 	for j, i := range idx {
 		res := &results[i]
@@ -255,4 +272,26 @@ func (g *Gateway) produceBatch(r *http.Request, items []*batchItem, results []It
 	if err := g.deps.Idempotency.AbortMany(r.Context(), failed); err != nil {
 		g.log.Warn("idempotency claims not released; they expire by themselves", "err", err)
 	}
+}
+
+// enrolBatch writes the first-report enrolments the items to be sent need,
+// once per subject; it returns the subjects whose enrolment Kafka did not
+// take (their items are not sent).
+func (g *Gateway) enrolBatch(r *http.Request, items []*batchItem) map[string]bool {
+	var failed map[string]bool
+	written := map[string]bool{}
+	for _, it := range items {
+		if it == nil || it.dupOf >= 0 || it.enrol == nil || written[it.subject] {
+			continue
+		}
+		written[it.subject] = true
+		if err := g.writeEnrolments(r.Context(), []codecs.Enrolment{*it.enrol}); err != nil {
+			g.log.Warn("first-report enrolment not acknowledged by Kafka", "subject_id", it.subject, "err", err)
+			if failed == nil {
+				failed = map[string]bool{}
+			}
+			failed[it.subject] = true
+		}
+	}
+	return failed
 }

@@ -42,6 +42,9 @@ studies:
     sites: [SITE-001, SITE-012]
   - id: CAR-200
     sites: [SITE-001]
+  - id: REQ-100
+    sites: [SITE-001, SITE-002]
+    enrollment: required
 `
 
 // fixture is one gateway on the real Kafka and Redis, in its own topic
@@ -60,6 +63,7 @@ type fixture struct {
 	producer  gateway.Producer
 	router    routers.Router
 	catalogue *catalog.Catalogue // the gateway's
+	roster    *catalog.Roster
 
 	submit, operate, all, other string // tokens: ONC-301 submit, ONC-301 operate, * submit, CAR-200 submit
 }
@@ -79,7 +83,12 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = subs.Close(); _ = cmds.Close() })
+	enrols, err := emitters.NewEnrolmentEmitter(f.cfg.Emitters(), emitters.Deps{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = subs.Close(); _ = cmds.Close(); _ = enrols.Close() })
+	f.roster = startRoster(t, f.cfg, "gateway-test")
 	cat, err := catalog.Parse([]byte(studies))
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +106,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	gcfg := gateway.Config{Addr: "127.0.0.1:0", MaxBatch: 50, KafkaTimeout: 3 * time.Second, Catalogue: cat,
 		TopicPrefix: f.cfg.TopicPrefix, LockTTL: 5 * time.Second}
 	deps := gateway.Deps{Keys: f.keys, Limiter: limiter, Idempotency: idempotency.New(fast, f.prefix), Locks: f.locks,
-		Producer: subs, Commands: cmds, Log: quiet}
+		Producer: subs, Commands: cmds, Roster: f.roster, Enrolments: enrols, Log: quiet}
 	for _, o := range opts {
 		o(f, &gcfg, &deps)
 	}
@@ -296,4 +305,41 @@ func fhirResponse(id string) []byte {
 	  "subject":{"reference":"Patient/ONC-301-012-0042"},
 	  "extension":[{"url":"https://eprostream.org/fhir/StructureDefinition/study-id","valueString":"ONC-301"},{"url":"https://eprostream.org/fhir/StructureDefinition/site-id","valueString":"SITE-012"}],
 	  "item":[{"linkId":"PHQ9_1","answer":[{"valueInteger":1}]}]}`, id, time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)))
+}
+
+// startRoster runs a roster of the test's enrolments until the test ends,
+// and returns once it has caught up.
+func startRoster(t *testing.T, cfg config.Config, client string) *catalog.Roster {
+	t.Helper()
+	r, err := catalog.NewRoster(catalog.RosterConfig{Topic: topics.NewNames(cfg.TopicPrefix).Enrolments, StateDir: t.TempDir(),
+		ClientID: client}, catalog.RosterDeps{Kafka: cfg.Kafka(), Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(30 * time.Second)
+	for !r.Recovered() {
+		if time.Now().After(deadline) {
+			t.Fatal("the roster did not catch up within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r
+}
+
+// enrol enrols subject through the API, as an operator of study would.
+func (f *fixture) enrol(subject, study, site string) {
+	f.t.Helper()
+	token := f.operate
+	if study != "ONC-301" {
+		token = f.key(study, apikeys.RoleOperate)
+	}
+	body, _ := json.Marshal(map[string]string{"subject_id": subject, "study_id": study, "site_id": site})
+	r := f.do(request{path: "/v1/subjects", token: token, contentType: "application/json", body: body})
+	if r.status != http.StatusCreated && r.status != http.StatusOK {
+		f.t.Fatalf("enrol %s in %s: %d %s", subject, study, r.status, r.body)
+	}
 }

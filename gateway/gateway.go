@@ -17,6 +17,7 @@ import (
 	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/httpauth"
+	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/fencedlock"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
@@ -96,9 +97,14 @@ type Deps struct {
 	Locks       *fencedlock.Locker
 	Producer    Producer
 	Commands    CommandSender
-	Log         *slog.Logger
-	Registry    prometheus.Registerer
-	Now         func() time.Time
+	// Roster and Enrolments are the study registry: every submission and
+	// command is checked against the subject's enrolment (Roster), and
+	// enrolments are written through Enrolments.
+	Roster     Roster
+	Enrolments EnrolmentSender
+	Log        *slog.Logger
+	Registry   prometheus.Registerer
+	Now        func() time.Time
 }
 
 // Gateway serves the ingest API. Handler is safe for concurrent use.
@@ -107,6 +113,7 @@ type Gateway struct {
 	deps        Deps
 	log         *slog.Logger
 	guard       *httpauth.Guard
+	registrar   catalog.Registrar
 	breaker     *breaker.Breaker
 	metrics     *metrics
 	batch       redisBatchers
@@ -120,9 +127,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Keys == nil || deps.Locks == nil || deps.Producer == nil || deps.Commands == nil || deps.Log == nil {
-		return nil, errors.New("gateway: Keys, Locks, Producer, Commands and Log are required")
+	if deps.Keys == nil || deps.Locks == nil || deps.Producer == nil || deps.Commands == nil || deps.Roster == nil || deps.Enrolments == nil {
+		return nil, errors.New("gateway: Keys, Locks, Producer, Commands, Roster and Enrolments are required")
 	}
+	deps.Log = logging.OrDiscard(deps.Log)
 	now := deps.Now
 	if now == nil {
 		now = time.Now
@@ -133,6 +141,8 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, guard: guard, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
 		metrics: newMetrics(deps.Registry), batch: newBatchers(deps), now: now}
+	g.registrar = catalog.Registrar{Roster: deps.Roster, Sender: deps.Enrolments, Locks: deps.Locks,
+		LockPrefix: cfg.TopicPrefix, LockTTL: cfg.LockTTL}
 	if deps.Idempotency != nil {
 		g.completions = newCompleter(g)
 	}
@@ -147,6 +157,9 @@ func (g *Gateway) Handler() http.Handler {
 	route("POST /v1/submissions:batch", g.guard.Require(apikeys.RoleSubmit, g.postBatch))
 	route("POST /v1/subjects/{id}/plan", g.guard.Require(apikeys.RoleOperate, g.postPlan))
 	route("POST /v1/alerts/{id}/ack", g.guard.Require(apikeys.RoleOperate, g.postAck))
+	route("POST /v1/subjects", g.guard.Require(apikeys.RoleOperate, g.postSubjects))
+	route("POST /v1/subjects/{id}/transfer", g.guard.Require(apikeys.RoleOperate, g.postTransfer))
+	route("POST /v1/subjects/{id}/withdraw", g.guard.Require(apikeys.RoleOperate, g.postWithdraw))
 	route("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+httpauth.Quote(r.URL.Path)+"; see /openapi.json")

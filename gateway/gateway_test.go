@@ -194,6 +194,7 @@ func TestRateLimitAnswers429(t *testing.T) {
 
 func TestPlanAdjustmentUnderLock(t *testing.T) {
 	f := newFixture(t)
+	f.enrol("ONC-301-012-0042", "ONC-301", "SITE-012")
 	path := "/v1/subjects/ONC-301-012-0042/plan"
 	body := []byte(`{"study_id":"ONC-301","plan":{"drug":"capecitabine","dose_mg":1000}}`)
 	// Another gateway is adjusting this subject right now.
@@ -225,6 +226,7 @@ func TestPlanAdjustmentUnderLock(t *testing.T) {
 
 func TestAcknowledgeAlert(t *testing.T) {
 	f := newFixture(t)
+	f.enrol("ONC-301-012-0042", "ONC-301", "SITE-012")
 	for range 2 { // twice: the same command id, so the subject group applies it once
 		r := f.do(request{path: "/v1/alerts/al-42/ack", token: f.operate, contentType: "application/json",
 			body: []byte(`{"study_id":"ONC-301","subject_id":"ONC-301-012-0042"}`)})

@@ -97,6 +97,10 @@ func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, msg)
 		return
 	}
+	if ref := g.ownSubject(subject, req.StudyID); ref != nil {
+		fail(w, ref.status, ref.msg)
+		return
+	}
 	lock, err := g.deps.Locks.Obtain(r.Context(), "plan:"+g.cfg.TopicPrefix+subject, g.cfg.LockTTL)
 	if errors.Is(err, fencedlock.ErrHeld) {
 		w.Header().Set("Retry-After", "1")
@@ -130,6 +134,10 @@ func (g *Gateway) postAck(w http.ResponseWriter, r *http.Request) {
 	}
 	if msg := httpauth.ScopeProblem(k, req.StudyID); msg != "" {
 		fail(w, http.StatusForbidden, msg)
+		return
+	}
+	if ref := g.ownSubject(req.SubjectID, req.StudyID); ref != nil {
+		fail(w, ref.status, ref.msg)
 		return
 	}
 	cmd := codecs.Command{V: codecs.WireVersion, CommandID: "ack:" + alert, Kind: codecs.CommandAlertAcknowledged,

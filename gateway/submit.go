@@ -46,34 +46,40 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 	return body, true
 }
 
-// decode validates one submission for key: 0 and the submission, or the
-// status and problem to answer.
-func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool) (codecs.Submission, int, Problem) {
+// decode validates one submission for key and checks it against its
+// subject's enrolment: 0 and the submission (with the first-report
+// enrolment to write first, if any), or the status and problem to answer.
+// pending are the enrolments earlier items of the same request will write.
+func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool, pending map[string]codecs.Enrolment) (codecs.Submission, *codecs.Enrolment, int, Problem) {
 	s, err := codecs.ParseSubmission(body)
 	if err != nil {
 		status, p := problemOf(err)
-		return s, status, p
+		return s, nil, status, p
 	}
 	var fields codecs.FieldErrors
 	if err := s.Validate(g.now()); err != nil {
 		if !errors.As(err, &fields) {
 			status, p := problemOf(err)
-			return s, status, p
+			return s, nil, status, p
 		}
 	}
 	if fhirOnly && !s.IsFHIR() {
 		fields = append(fields, codecs.FieldError{Path: "resourceType", Reason: "is required with Content-Type application/fhir+json"})
 	}
 	if msg := httpauth.ScopeProblem(k, s.StudyID); msg != "" && s.StudyID != "" {
-		return s, http.StatusForbidden, Problem{Error: msg}
+		return s, nil, http.StatusForbidden, Problem{Error: msg}
 	}
 	// Study, site, instrument and items: the check intake runs too.
 	fields = append(fields, g.cfg.Catalogue.CheckSubmission(s)...)
 	if len(fields) > 0 {
 		status, p := problemOf(fields)
-		return s, status, p
+		return s, nil, status, p
 	}
-	return s, 0, Problem{}
+	enrol, ref := g.bind(s, pending)
+	if ref != nil {
+		return s, nil, ref.status, Problem{Error: ref.msg}
+	}
+	return s, enrol, 0, Problem{}
 }
 
 // idempotencyKey is the key a request's outcome is stored under: the
@@ -118,7 +124,7 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s, status, p := g.decode(k, body, isFHIRContent(r))
+	s, enrol, status, p := g.decode(k, body, isFHIRContent(r), nil)
 	if status != 0 {
 		g.metrics.items.WithLabelValues(outcomeOf(status)).Inc()
 		writeJSON(w, status, p)
@@ -127,6 +133,13 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 	claim, ok := g.claim(w, r, idempotencyKey(k, idemHeader, s.MessageID), fingerprint(body))
 	if !ok {
 		return
+	}
+	if enrol != nil {
+		if err := g.writeEnrolments(r.Context(), []codecs.Enrolment{*enrol}); err != nil {
+			g.abandon(r, claim)
+			g.unavailable(w, err)
+			return
+		}
 	}
 	errs := g.produce(r.Context(), []record{{key: s.SubjectID, value: body}})
 	if errs[0] != nil {

@@ -78,9 +78,15 @@ func (s *Set) Apply(st *codecs.SubjectState, c codecs.CleanSubmission, raisedAt 
 // CheckSchedule evaluates the time-driven rules as of now; trigger names
 // what asked (the command id), for the alert's id.
 func (s *Set) CheckSchedule(st *codecs.SubjectState, now time.Time, raisedAt time.Time) []codecs.Alert {
-	if st.LastAt == 0 {
-		return nil // never reported: enrolment is not ours to judge
+	last, trigger := st.LastAt, "last:"
+	if last == 0 {
+		// Never reported: the silence counts from enrolment, when the
+		// registry told the sweep of it.
+		if last, trigger = st.EnrolledAt, "enrolled:"; last == 0 {
+			return nil
+		}
 	}
+	trigger += codecs.Unix(last).Format(time.RFC3339)
 	if st.Open == nil {
 		st.Open = map[string]codecs.OpenCondition{}
 	}
@@ -90,7 +96,7 @@ func (s *Set) CheckSchedule(st *codecs.SubjectState, now time.Time, raisedAt tim
 		if r.Kind != KindMissed {
 			continue
 		}
-		gap := now.Sub(codecs.Unix(st.LastAt))
+		gap := now.Sub(codecs.Unix(last))
 		f := finding{rule: r, evidence: codecs.Evidence{
 			Threshold: r.After.Hours(), Unit: "h", Values: []float64{math.Floor(gap.Hours())},
 			Detail: "hours since the last report",
@@ -102,9 +108,9 @@ func (s *Set) CheckSchedule(st *codecs.SubjectState, now time.Time, raisedAt tim
 		case gap > r.After:
 			f.holds, f.severity = true, r.Severity
 		}
-		// The trigger is the last report's time: the same silence yields the same id.
-		trigger := "last:" + codecs.Unix(st.LastAt).Format(time.RFC3339)
-		if a, ok := s.settle(st, f, trigger, codecs.Unix(st.LastAt), raisedAt); ok {
+		// The trigger is the last report's (or the enrolment's) time: the
+		// same silence yields the same id.
+		if a, ok := s.settle(st, f, trigger, codecs.Unix(last), raisedAt); ok {
 			alerts = append(alerts, a)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/eprostream/eprostream/internal/httpauth"
@@ -24,12 +25,16 @@ type SiteDashboard struct {
 	StudyID        string `json:"study_id"`
 	SiteID         string `json:"site_id"`
 	ActiveSubjects uint64 `json:"active_subjects"` // reported in the last 7 days
-	ReportsToday   uint64 `json:"reports_today"`   // UTC day
-	OpenUrgent     uint64 `json:"open_urgent"`     // raised in the last 7 days, not acknowledged
-	OpenWarning    uint64 `json:"open_warning"`
-	OpenInfo       uint64 `json:"open_info"`
-	// Compliance is the share of active subjects who reported in the last
-	// 24 hours: daily-diary compliance.
+	// EnrolledSubjects are the site's active subjects on the registry's
+	// roster, also those who never reported, plus reporters of the last 7
+	// days the roster does not hold.
+	EnrolledSubjects uint64 `json:"enrolled_subjects"`
+	ReportsToday     uint64 `json:"reports_today"` // UTC day
+	OpenUrgent       uint64 `json:"open_urgent"`   // raised in the last 7 days, not acknowledged
+	OpenWarning      uint64 `json:"open_warning"`
+	OpenInfo         uint64 `json:"open_info"`
+	// Compliance is the share of enrolled subjects who reported in the
+	// last 24 hours: daily-diary compliance.
 	Compliance float64 `json:"compliance"`
 }
 
@@ -85,14 +90,15 @@ func NewSites(cfg SitesConfig, deps SitesDeps) (*Sites, error) {
 
 // StudySummary adds up a study's site dashboards.
 type StudySummary struct {
-	StudyID        string  `json:"study_id"`
-	Sites          int     `json:"sites"`
-	ActiveSubjects uint64  `json:"active_subjects"`
-	ReportsToday   uint64  `json:"reports_today"`
-	OpenUrgent     uint64  `json:"open_urgent"`
-	OpenWarning    uint64  `json:"open_warning"`
-	OpenInfo       uint64  `json:"open_info"`
-	Compliance     float64 `json:"compliance"` // over all the study's active subjects
+	StudyID          string  `json:"study_id"`
+	Sites            int     `json:"sites"`
+	ActiveSubjects   uint64  `json:"active_subjects"`
+	EnrolledSubjects uint64  `json:"enrolled_subjects"`
+	ReportsToday     uint64  `json:"reports_today"`
+	OpenUrgent       uint64  `json:"open_urgent"`
+	OpenWarning      uint64  `json:"open_warning"`
+	OpenInfo         uint64  `json:"open_info"`
+	Compliance       float64 `json:"compliance"` // over all the study's enrolled subjects
 }
 
 // Summarize adds up site dashboards of one study.
@@ -101,14 +107,15 @@ func Summarize(study string, sites []SiteDashboard) StudySummary {
 	var reported float64
 	for _, d := range sites {
 		sum.ActiveSubjects += d.ActiveSubjects
+		sum.EnrolledSubjects += d.EnrolledSubjects
 		sum.ReportsToday += d.ReportsToday
 		sum.OpenUrgent += d.OpenUrgent
 		sum.OpenWarning += d.OpenWarning
 		sum.OpenInfo += d.OpenInfo
-		reported += d.Compliance * float64(d.ActiveSubjects)
+		reported += d.Compliance * float64(d.EnrolledSubjects)
 	}
-	if sum.ActiveSubjects > 0 {
-		sum.Compliance = reported / float64(sum.ActiveSubjects)
+	if sum.EnrolledSubjects > 0 {
+		sum.Compliance = reported / float64(sum.EnrolledSubjects)
 	}
 	return sum
 }
@@ -224,6 +231,17 @@ FROM %[1]s.submissions
 WHERE study_id = ? AND submitted_at >= now() - 7 * 86400
 GROUP BY site_id ORDER BY site_id`
 
+const enrolledSQL = `SELECT site_id, uniqExact(subject_id) AS enrolled FROM (
+    SELECT site_id, subject_id FROM (
+        SELECT argMax(site_id, revision) AS site_id, subject_id, toString(argMax(status, revision)) AS st
+        FROM %[1]s.enrolments WHERE study_id = ? GROUP BY subject_id
+    ) WHERE st = 'active'
+    UNION ALL
+    SELECT site_id, subject_id FROM %[1]s.submissions
+    WHERE study_id = ? AND submitted_at >= now() - 7 * 86400
+      AND subject_id NOT IN (SELECT subject_id FROM %[1]s.enrolments WHERE study_id = ?)
+) GROUP BY site_id ORDER BY site_id`
+
 const openAlertsSQL = `SELECT site_id, toString(severity) AS sev, count() AS n
 FROM %[1]s.alerts
 WHERE study_id = ? AND raised_at >= now() - 7 * 86400
@@ -236,24 +254,57 @@ func (s *Sites) compute(ctx context.Context, study string) ([]SiteDashboard, err
 	if err != nil {
 		return nil, fmt.Errorf("views: site dashboards: %w", err)
 	}
-	var out []SiteDashboard
+	bySite := map[string]*SiteDashboard{}
+	recent := map[string]uint64{}
 	for rows.Next() {
 		d := SiteDashboard{StudyID: study}
-		var recent uint64
-		if err := rows.Scan(&d.SiteID, &d.ActiveSubjects, &d.ReportsToday, &recent); err != nil {
+		var n uint64
+		if err := rows.Scan(&d.SiteID, &d.ActiveSubjects, &d.ReportsToday, &n); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("views: site dashboards: %w", err)
 		}
-		if d.ActiveSubjects > 0 {
-			d.Compliance = float64(recent) / float64(d.ActiveSubjects)
-		}
-		out = append(out, d)
+		bySite[d.SiteID], recent[d.SiteID] = &d, n
 	}
 	rows.Close()
+	if err := s.addEnrolled(ctx, db, study, bySite); err != nil {
+		return nil, err
+	}
+	out := make([]SiteDashboard, 0, len(bySite))
+	for _, d := range bySite {
+		if d.EnrolledSubjects > 0 {
+			d.Compliance = float64(recent[d.SiteID]) / float64(d.EnrolledSubjects)
+		}
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SiteID < out[j].SiteID })
 	if len(out) == 0 {
 		return nil, hotcache.ErrNotFound
 	}
 	return out, s.addOpenAlerts(ctx, db, study, out)
+}
+
+// addEnrolled counts each site's enrolled subjects, adding the sites whose
+// subjects are enrolled but did not report in the last 7 days.
+func (s *Sites) addEnrolled(ctx context.Context, db, study string, bySite map[string]*SiteDashboard) error {
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(enrolledSQL, db), study, study, study)
+	if err != nil {
+		return fmt.Errorf("views: enrolled subjects: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var site string
+		var n uint64
+		if err := rows.Scan(&site, &n); err != nil {
+			return fmt.Errorf("views: enrolled subjects: %w", err)
+		}
+		d, ok := bySite[site]
+		if !ok {
+			d = &SiteDashboard{StudyID: study, SiteID: site}
+			bySite[site] = d
+		}
+		d.EnrolledSubjects = n
+	}
+	return rows.Err()
 }
 
 func (s *Sites) addOpenAlerts(ctx context.Context, db, study string, out []SiteDashboard) error {

@@ -125,3 +125,54 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 		t.Fatalf("other study's key, all sites: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A subject enrolled at a site who never reported counts on the site's
+// dashboard: as enrolled, in the compliance denominator, and a site whose
+// only subjects never reported is listed.
+func TestSiteDashboardsCountEnrolledSubjectsWhoNeverReported(t *testing.T) {
+	conn, db := testenv.ClickHouse(t)
+	rdb, prefix := testenv.Redis(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	if err := schema.Migrate(ctx, conn, db, log); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	v := 1.0
+	rep, err := warehouse.SubmissionRow(codecs.CleanSubmission{V: 1, MessageID: "m1", StudyID: "ONC-301", SiteID: "SITE-001",
+		SubjectID: "S1", Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: now.Add(-time.Hour), ReceivedAt: now,
+		Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, "clean", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(t, conn, db, warehouse.Submissions, rep)
+	enrol := func(subject, site, status string, rev int, off int64) chsink.Row {
+		r, err := warehouse.EnrolmentRow(codecs.Enrolment{V: 1, SubjectID: subject, StudyID: "ONC-301", SiteID: site, Status: status,
+			EnrolledAt: now.Add(-96 * time.Hour), Revision: rev, By: "k", At: now}, "enrolments", 0, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	insert(t, conn, db, warehouse.Enrolments, enrol("S1", "SITE-001", "active", 1, 0), enrol("S2", "SITE-001", "active", 1, 1),
+		enrol("S3", "SITE-003", "active", 1, 2), enrol("S4", "SITE-003", "active", 1, 3), enrol("S4", "SITE-003", "withdrawn", 2, 4))
+	sites, err := views.NewSites(views.SitesConfig{Database: db, RedisPrefix: prefix}, views.SitesDeps{ClickHouse: conn, Redis: rdb, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReadSide(t)
+	r.sites = sites
+	r.start()
+	resp, body := r.get("/v1/sites?study=ONC-301", r.token)
+	var got []views.SiteDashboard
+	_ = json.Unmarshal(body, &got)
+	if resp.StatusCode != 200 || len(got) != 2 {
+		t.Fatalf("%d %s, want SITE-001 and SITE-003", resp.StatusCode, body)
+	}
+	if s1 := got[0]; s1.SiteID != "SITE-001" || s1.EnrolledSubjects != 2 || s1.ActiveSubjects != 1 || s1.Compliance != 0.5 {
+		t.Fatalf("SITE-001 %+v, want 2 enrolled (S2 never reported), 1 active, compliance 0.5", s1)
+	}
+	if s3 := got[1]; s3.SiteID != "SITE-003" || s3.EnrolledSubjects != 1 || s3.Compliance != 0 {
+		t.Fatalf("SITE-003 %+v, want 1 enrolled (S4 withdrawn), compliance 0", s3)
+	}
+}

@@ -1,20 +1,22 @@
--- Compliance per study, site and local day: of the subjects enrolled at the
--- site by that day (first report on or before it), how many reported.
--- Every day of the range is listed for a site with enrolled subjects, also
--- the days nobody reported (compliance 0). Days are the device's local days
--- (submitted_at + offset_s). Reporting subjects come from site_daily,
--- enrolment from the whole history of submissions.
+-- Compliance per study, site and day: of the subjects enrolled at the site
+-- that day, how many reported. A subject of the registry's roster counts at
+-- its current site from its enrolment day to its end day (withdrawal or
+-- completion), whether it ever reported or not; a subject the roster does
+-- not hold (its producer bypassed the registry) counts from its first
+-- report. Every day of the range is listed for a site with enrolled
+-- subjects, also the days nobody reported (compliance 0). Report days are
+-- the device's local days (submitted_at + offset_s); enrolment days are UTC.
 --
 -- Parameters, in order:
---   1. from Date  first local day, inclusive ('YYYY-MM-DD' or time.Time)
---   2. to   Date  last local day, inclusive
+--   1. from Date  first day, inclusive ('YYYY-MM-DD' or time.Time)
+--   2. to   Date  last day, inclusive
 --
 -- Columns:
 --   study_id       String
 --   site_id        String
 --   day            Date     local day
 --   reporting      UInt64   subjects with at least one report that day
---   enrolled       UInt64   subjects whose first report is on or before day
+--   enrolled       UInt64   subjects enrolled at the site that day
 --   compliance_pct Float64  reporting / enrolled * 100, 1 decimal
 --
 -- Ordered by study_id, site_id, day.
@@ -27,7 +29,7 @@ SELECT
     round(reporting / enrolled * 100, 1) AS compliance_pct
 FROM
 (
-    -- One row per enrolled subject and day of the range from its first day.
+    -- One row per enrolled subject and day of the range it was enrolled.
     SELECT study_id, site_id, day, count() AS enrolled
     FROM
     (
@@ -35,12 +37,33 @@ FROM
             study_id,
             site_id,
             subject_id,
-            min(toDate(submitted_at + offset_s)) AS first_day,
             greatest(first_day, toDate(?)) AS start_day,
-            toDate(?) AS end_day
-        FROM {db}.submissions
-        GROUP BY study_id, site_id, subject_id
-        HAVING start_day <= end_day
+            least(last_day, toDate(?)) AS end_day
+        FROM
+        (
+            -- The roster: each subject's latest revision.
+            SELECT
+                study_id,
+                argMax(site_id, revision) AS site_id,
+                subject_id,
+                toDate(argMax(enrolled_at, revision)) AS first_day,
+                toDate(if(isNull(argMax(ended_at, revision)), toDateTime('2105-12-31 00:00:00', 'UTC'),
+                    assumeNotNull(argMax(ended_at, revision)))) AS last_day
+            FROM {db}.enrolments
+            GROUP BY study_id, subject_id
+            UNION ALL
+            -- Subjects the roster does not hold: from their first report.
+            SELECT
+                study_id,
+                site_id,
+                subject_id,
+                min(toDate(submitted_at + offset_s)) AS first_day,
+                toDate('2105-12-31') AS last_day
+            FROM {db}.submissions
+            WHERE subject_id NOT IN (SELECT subject_id FROM {db}.enrolments)
+            GROUP BY study_id, site_id, subject_id
+        )
+        WHERE start_day <= end_day
     )
     ARRAY JOIN arrayMap(i -> start_day + i, range(toUInt32(end_day - start_day + 1))) AS day
     GROUP BY study_id, site_id, day

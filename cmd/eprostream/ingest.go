@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,14 +91,28 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 		_ = subs.Close()
 		return nil, err
 	}
-	deps.Producer, deps.Commands = subs, cmds
+	enrols, err := emitters.NewEnrolmentEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
+	if err != nil {
+		_ = subs.Close()
+		_ = cmds.Close()
+		return nil, err
+	}
+	roster, rosterDir, err := newRoster(a, "ingest")
+	if err != nil {
+		_, _, _ = subs.Close(), cmds.Close(), enrols.Close()
+		return nil, err
+	}
+	deps.Producer, deps.Commands, deps.Roster, deps.Enrolments = subs, cmds, roster, enrols
 	gw, err := gateway.New(f.gw, deps)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) error {
 		defer rdb.Close()
+		defer os.RemoveAll(rosterDir)
+		defer enrols.Close()
 		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return roster.Run(gctx) })
 		g.Go(func() error {
 			err := gw.Run(gctx)
 			// in-flight requests are done: flush what the producers hold

@@ -219,9 +219,16 @@ func newScheduler(a *app, names topics.Names, registry *rules.Registry, f proces
 		return nil, nil, err
 	}
 	rdb := connect.Redis(a.cfg)
+	roster, err := catalog.NewRoster(catalog.RosterConfig{Topic: names.Enrolments, StateDir: filepath.Join(f.stateDir, "roster"),
+		ClientID: "eprostream-schedule-roster"}, catalog.RosterDeps{Kafka: a.cfg.Kafka(), Log: a.log})
+	if err != nil {
+		_ = sender.Close()
+		_ = rdb.Close()
+		return nil, nil, err
+	}
 	sched, err := subject.NewScheduler(subject.ScheduleConfig{Interval: f.scheduleInterval,
 		LockKey: fmt.Sprintf("eprostream:%s:lock:%sschedule", a.cfg.Env, a.cfg.TopicPrefix)},
-		subject.ScheduleDeps{View: view, Sender: sender, Locker: redislock.New(rdb), Rules: registry, Log: a.log})
+		subject.ScheduleDeps{View: view, Sender: sender, Locker: redislock.New(rdb), Rules: registry, Roster: roster, Log: a.log})
 	if err != nil {
 		_ = sender.Close()
 		_ = rdb.Close()

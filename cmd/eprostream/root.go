@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/internal/admin"
 	"github.com/eprostream/eprostream/internal/config"
 	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 )
 
 // app is what every subcommand shares: the validated configuration and the logger.
@@ -50,7 +53,7 @@ flags win over the environment.`,
 	root.SetErr(stderr)
 	a.cfg.RegisterFlags(root.PersistentFlags())
 	root.AddCommand(newMigrateCmd(a), newCheckCmd(a), newProcessCmd(a), newLoadgenCmd(a), newDemoCmd(a),
-		newIngestCmd(a), newAPIKeyCmd(a), newServeCmd(a), newViewsCmd(a), newWebhookCmd(a))
+		newIngestCmd(a), newAPIKeyCmd(a), newServeCmd(a), newViewsCmd(a), newWebhookCmd(a), newEnrollCmd(a))
 	return root
 }
 
@@ -65,4 +68,21 @@ func runAdmin(ctx context.Context, a *app, reg *prometheus.Registry, checks []co
 		mount(srv)
 	}
 	return srv.Run(ctx)
+}
+
+// newRoster returns the study registry's roster in a local folder of its
+// own (a goka view, rebuilt from epro-enrolments at every start); the
+// caller removes the folder when done.
+func newRoster(a *app, user string) (*catalog.Roster, string, error) {
+	dir, err := os.MkdirTemp("", "eprostream-roster-"+user+"-")
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := catalog.NewRoster(catalog.RosterConfig{Topic: topics.NewNames(a.cfg.TopicPrefix).Enrolments, StateDir: dir,
+		ClientID: "eprostream-roster-" + user}, catalog.RosterDeps{Kafka: a.cfg.Kafka(), Log: a.log})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return r, dir, nil
 }

@@ -49,7 +49,7 @@ func WaitDrained(ctx context.Context, kafka kafkaconfig.Conn, names topics.Names
 	}{
 		{intake.Group, []string{names.Submissions}},
 		{subject.Group, []string{names.Clean, names.Commands}},
-		{warehouse.Group, []string{names.Clean, names.Alerts, names.DLQ, names.Commands}},
+		{warehouse.Group, []string{names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments}},
 	}
 	for zero := 0; zero < 2; {
 		select {

@@ -58,8 +58,12 @@ func ApplyCommand(st codecs.SubjectState, cmd codecs.Command, set *rules.Set, no
 			}
 		}
 	case codecs.CommandCheckSchedule:
+		if next.LastAt == 0 && next.EnrolledAt == 0 && cmd.EnrolledAt != nil {
+			// An enrolled subject that never reported: known from the roster.
+			next.EnrolledAt, next.SiteID = cmd.EnrolledAt.Unix(), cmd.SiteID
+		}
 		alerts = set.CheckSchedule(&next, cmd.At, now)
-		if len(alerts) == 0 && len(next.Open) == len(st.Open) {
+		if len(alerts) == 0 && len(next.Open) == len(st.Open) && next.EnrolledAt == st.EnrolledAt {
 			return st, nil, false, nil // nothing to remember: keep the table quiet
 		}
 	}

@@ -221,3 +221,29 @@ func TestUndecodableStateIsDeadLetteredAndCounted(t *testing.T) {
 		})
 	}
 }
+
+// A subject's study never changes by a record: another study's submission
+// or command is dead-lettered and the state is byte-identical afterwards.
+func TestAnotherStudysRecordsNeverMoveTheSubject(t *testing.T) {
+	h := newBoundHarness(t, 0)
+	h.tt.Consume(h.names.Clean, "W-1", cleanRecordFor("W-1", "w-1", "PAIN_SEVERITY", 1))
+	before := tableBytes(t, h.harness, "W-1")
+	other := codecs.CleanSubmission{V: 1, MessageID: "x-1", StudyID: "CAR-200", SiteID: "SITE-001", SubjectID: "W-1",
+		Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: t0, Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: ptr(4)}}}
+	b, _ := json.Marshal(other)
+	h.tt.Consume(h.names.Clean, "W-1", b)
+	h.tt.Consume(h.names.Commands, "W-1", commandRecordFor("W-1", codecs.Command{CommandID: "c-x", Kind: codecs.CommandPlanAdjusted,
+		StudyID: "CAR-200", Fence: 99, Plan: json.RawMessage(`{"drug":"x"}`), At: t0}))
+	if got := h.deadClasses(); len(got) != 2 || got[0] != dlq.ClassRejected || got[1] != dlq.ClassRejected {
+		t.Fatalf("dead letters %v, want both records rejected", got)
+	}
+	if after := tableBytes(t, h.harness, "W-1"); after != before {
+		t.Fatalf("another study's records changed the state (%d bytes, was %d)", after, before)
+	}
+	st, _ := h.tt.TableValue(goka.Table(h.names.SubjectTable), "W-1").(codecs.SubjectState)
+	if st.StudyID != "ONC-301" || st.Fence != 0 {
+		t.Fatalf("state %s fence %d, want ONC-301 and no plan", st.StudyID, st.Fence)
+	}
+}
+
+func ptr(v float64) *float64 { return &v }

@@ -20,6 +20,13 @@ type CommandSender interface {
 	Emit(ctx context.Context, c codecs.Command) error
 }
 
+// Roster is the part of the registry's roster the sweep reads;
+// *catalog.Roster is one.
+type Roster interface {
+	Enrolment(subject string) (codecs.Enrolment, bool, error)
+	Each(fn func(codecs.Enrolment) bool) error
+}
+
 // ScheduleConfig tunes a Scheduler.
 type ScheduleConfig struct {
 	LockKey  string        // required, e.g. eprostream:{env}:lock:schedule
@@ -45,7 +52,11 @@ type ScheduleDeps struct {
 	View   *goka.View // of subject-table, with StateCodec; required
 	Sender CommandSender
 	Locker *redislock.Client
-	Rules  *rules.Registry  // nil: the default rule set
+	Rules  *rules.Registry // nil: the default rule set
+	// Roster, when set, is the study registry's roster: subjects enrolled
+	// and never reported are swept from their enrolment on, and subjects
+	// that are no longer active are not swept.
+	Roster Roster
 	Log    *slog.Logger     // nil discards
 	Now    func() time.Time // time.Now when nil
 }
@@ -80,8 +91,13 @@ func (s *Scheduler) View() *goka.View { return s.deps.View }
 
 // Run runs the view and sweeps every Interval until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- s.deps.View.Run(ctx) }()
+	// A roster that keeps itself current (*catalog.Roster) runs beside the view.
+	runner, runs := s.deps.Roster.(interface{ Run(context.Context) error })
+	if runs {
+		go func() { errc <- runner.Run(ctx) }()
+	}
 	tick := time.NewTicker(s.cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -93,6 +109,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			if !s.deps.View.Recovered() {
+				continue
+			}
+			if r, ok := s.deps.Roster.(interface{ Recovered() bool }); ok && !r.Recovered() {
 				continue
 			}
 			n, err := s.Sweep(ctx)
@@ -138,6 +157,11 @@ func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
 		if limit == 0 || now.Sub(codecs.Unix(st.LastAt)) <= limit {
 			continue
 		}
+		if s.deps.Roster != nil {
+			if e, found, err := s.deps.Roster.Enrolment(it.Key()); err == nil && found && !e.Active() {
+				continue // withdrawn or completed: silence is expected
+			}
+		}
 		cmd := codecs.Command{
 			CommandID: fmt.Sprintf("schedule:%d", slot), Kind: codecs.CommandCheckSchedule,
 			StudyID: st.StudyID, SubjectID: it.Key(), At: now, By: "scheduler",
@@ -148,5 +172,47 @@ func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
 		}
 		sent++
 	}
-	return sent, it.Err()
+	if err := it.Err(); err != nil {
+		return sent, err
+	}
+	n, err := s.sweepNeverReported(ctx, now, slot)
+	if err != nil {
+		release()
+	}
+	return sent + n, err
+}
+
+// sweepNeverReported sends a check_schedule, carrying the enrolment, for
+// every active enrolled subject that has no state yet (it never reported)
+// and has been silent since enrolment for longer than its study allows.
+func (s *Scheduler) sweepNeverReported(ctx context.Context, now time.Time, slot int64) (int, error) {
+	if s.deps.Roster == nil {
+		return 0, nil
+	}
+	if r, ok := s.deps.Roster.(interface{ Recovered() bool }); ok && !r.Recovered() {
+		return 0, nil // not caught up (or not running): next interval
+	}
+	var due []codecs.Enrolment
+	err := s.deps.Roster.Each(func(e codecs.Enrolment) bool {
+		limit := s.deps.Rules.For(e.StudyID).SilenceLimit()
+		if !e.Active() || limit == 0 || now.Sub(e.EnrolledAt) <= limit {
+			return true
+		}
+		if v, err := s.deps.View.Get(e.SubjectID); err == nil && v == nil {
+			due = append(due, e)
+		}
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("subject: schedule roster: %w", err)
+	}
+	for i, e := range due {
+		at := e.EnrolledAt
+		cmd := codecs.Command{CommandID: fmt.Sprintf("schedule:%d", slot), Kind: codecs.CommandCheckSchedule,
+			StudyID: e.StudyID, SiteID: e.SiteID, SubjectID: e.SubjectID, At: now, By: "scheduler", EnrolledAt: &at}
+		if err := s.deps.Sender.Emit(ctx, cmd); err != nil {
+			return i, fmt.Errorf("subject: schedule emit: %w", err)
+		}
+	}
+	return len(due), nil
 }

@@ -174,6 +174,13 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 		p.undecodable(ctx, "clean", raw, err)
 		return
 	}
+	if st.StudyID != "" && st.StudyID != c.StudyID {
+		// The registry binds a subject to one study; a record of another
+		// study never moves it (the gateway and intake refuse such records
+		// first: this holds even for producers that bypass both).
+		p.deadLetter(ctx, "clean", dlq.ClassRejected, raw, errors.New("subject: the subject is bound to another study"))
+		return
+	}
 	next, alerts, applied := ApplySubmission(st, c, p.deps.Rules.For(c.StudyID), p.deps.Now())
 	if !applied {
 		p.applied.WithLabelValues("clean", "duplicate").Inc()
@@ -206,6 +213,10 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 	st, err := p.state(ctx)
 	if err != nil {
 		p.undecodable(ctx, "command", raw, err)
+		return
+	}
+	if st.StudyID != "" && cmd.StudyID != "" && st.StudyID != cmd.StudyID {
+		p.deadLetter(ctx, "command", dlq.ClassRejected, raw, errors.New("subject: the command names another study than the subject's"))
 		return
 	}
 	next, alerts, changed, err := ApplyCommand(st, cmd, p.deps.Rules.For(studyOf(st, cmd)), p.deps.Now())

@@ -174,3 +174,29 @@ func TestMissedDiaryThroughScheduleCommands(t *testing.T) {
 		t.Fatalf("after 5.5 days: %+v", a)
 	}
 }
+
+// A subject enrolled and never reporting gets the missed-diary info alert
+// once its study's schedule is exceeded since enrolment (3 days by
+// default), and the warning 2 days later.
+func TestNeverReportedSubjectIsAlertedFromEnrolment(t *testing.T) {
+	h := newHarness(t)
+	enrolled := t0
+	check := func(id string, at time.Time) {
+		h.tt.Consume(h.names.Commands, subj, commandRecord(codecs.Command{CommandID: id, Kind: codecs.CommandCheckSchedule,
+			StudyID: "ONC-301", SiteID: "SITE-012", At: at, EnrolledAt: &enrolled}))
+	}
+	check("schedule:1", t0.Add(2*24*time.Hour))
+	if a := h.drainAlerts(); len(a) != 0 {
+		t.Fatalf("alerts within the schedule: %+v", a)
+	}
+	check("schedule:2", t0.Add(4*24*time.Hour))
+	a := h.drainAlerts()
+	if len(a) != 1 || a[0].RuleID != "missed-diary" || a[0].Severity != codecs.SeverityInfo || a[0].SiteID != "SITE-012" || a[0].StudyID != "ONC-301" {
+		t.Fatalf("4 days after enrolment: %+v, want one missed-diary info alert for SITE-012", a)
+	}
+	check("schedule:3", t0.Add(6*24*time.Hour+time.Hour))
+	a = h.drainAlerts()
+	if len(a) != 1 || a[0].RuleID != "missed-diary" || a[0].Severity != codecs.SeverityWarning {
+		t.Fatalf("6 days after enrolment: %+v, want the missed-diary warning", a)
+	}
+}

@@ -39,6 +39,13 @@ var (
 		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
 		IDTable: "command_ids", IDColumn: "command_id",
 	}
+	Enrolments = &chsink.Table{
+		Name: "enrolments",
+		Columns: []string{"enrolment_id", "subject_id", "study_id", "site_id", "status", "enrolled_at", "ended_at",
+			"revision", "by_key", "at", "kafka_topic", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+		IDTable: "enrolment_ids", IDColumn: "enrolment_id",
+	}
 	DLQEvents = &chsink.Table{
 		Name: "dlq_events",
 		Columns: []string{"dlq_topic", "dlq_partition", "dlq_offset", "original_key", "class", "reason", "source_group",
@@ -123,6 +130,25 @@ func CommandRow(c codecs.Command, topic string, partition int32, offset int64) (
 		c.CommandID, c.Kind, c.StudyID, c.SubjectID, c.AlertID, c.Fence, string(c.Plan), c.By, c.At.UTC(),
 		topic, uint16(partition), uint64(offset),
 	}}, true, nil
+}
+
+// EnrolmentRow is the enrolments row of e read at topic/partition/offset.
+func EnrolmentRow(e codecs.Enrolment, topic string, partition int32, offset int64) (chsink.Row, error) {
+	errs := []error{checkTime("enrolled_at", e.EnrolledAt), checkTime("at", e.At)}
+	var ended *time.Time
+	if e.EndedAt != nil {
+		errs = append(errs, checkTime("ended_at", *e.EndedAt))
+		t := e.EndedAt.UTC()
+		ended = &t
+	}
+	if err := errors.Join(errs...); err != nil {
+		return chsink.Row{}, err
+	}
+	id := e.SubjectID + "#" + strconv.Itoa(e.Revision)
+	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: id, Key: e.SubjectID, Values: []any{
+		id, e.SubjectID, e.StudyID, e.SiteID, e.Status, e.EnrolledAt.UTC(), ended, uint32(e.Revision), e.By, e.At.UTC(),
+		topic, uint16(partition), uint64(offset),
+	}}, nil
 }
 
 func dlqRow(ctx goka.Context, raw []byte) chsink.Row {

@@ -47,6 +47,7 @@ func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collec
 		goka.Input(goka.Stream(names.Alerts), new(codec.Bytes), p.onAlert),
 		goka.Input(goka.Stream(names.DLQ), new(codec.Bytes), p.onDead),
 		goka.Input(goka.Stream(names.Commands), new(codec.Bytes), p.onCommand),
+		goka.Input(goka.Stream(names.Enrolments), new(codec.Bytes), p.onEnrolment),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
 	), collectors
 }
@@ -115,6 +116,17 @@ func (p *processor) onDead(ctx goka.Context, msg any) {
 
 // add hands a row to the sink; the record's offset is committed when the
 // sink has the row in ClickHouse. A row ClickHouse cannot store goes to the DLQ.
+func (p *processor) onEnrolment(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	v, err := codecs.JSON[codecs.Enrolment]{}.Decode(raw)
+	if err != nil {
+		p.deadLetter(ctx, "enrolment", dlq.ClassDecode, raw, err)
+		return
+	}
+	row, err := EnrolmentRow(v.(codecs.Enrolment), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	p.add(ctx, "enrolment", Enrolments, raw, row, err)
+}
+
 func (p *processor) add(ctx goka.Context, input string, t *chsink.Table, raw []byte, row chsink.Row, convErr error) {
 	if convErr != nil {
 		p.deadLetter(ctx, input, dlq.ClassStore, raw, convErr)

@@ -16,6 +16,9 @@ const (
 	DLQ         = "epro-dlq"
 	Commands    = "epro-commands"
 	Alerts      = "epro-alerts"
+	// Enrolments is the study registry's roster: one record per subject,
+	// compacted, so the latest binding of every subject is kept.
+	Enrolments = "epro-enrolments"
 	// SubjectGroup is the goka group whose Persist table is SubjectGroup+"-table".
 	SubjectGroup = "subject"
 )
@@ -28,6 +31,7 @@ type Names struct {
 	DLQ          string
 	Commands     string
 	Alerts       string
+	Enrolments   string
 	SubjectTable string
 }
 
@@ -40,6 +44,7 @@ func NewNames(prefix string) Names {
 		DLQ:          prefix + DLQ,
 		Commands:     prefix + Commands,
 		Alerts:       prefix + Alerts,
+		Enrolments:   prefix + Enrolments,
 		SubjectTable: Group(prefix, SubjectGroup) + "-table",
 	}
 }
@@ -84,5 +89,6 @@ func Catalogue(prefix string, partitions int, replication int) []Spec {
 		spec(n.Commands, "delete", 30*day),
 		spec(n.Alerts, "delete", 30*day),
 		spec(n.SubjectTable, "compact", 0),
+		spec(n.Enrolments, "compact", 0),
 	}
 }

@@ -1,0 +1,163 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/lovoo/goka"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/logging"
+)
+
+// The roster is the registry's enrolled subjects: the compacted topic
+// epro-enrolments (key subject_id, value codecs.Enrolment), read by every
+// process that needs it as a goka view, a local copy kept current from
+// Kafka. A lookup is a local read, never a network round trip.
+//
+// Staleness: a binding written by one process is visible to another once
+// its view has read the record, typically milliseconds after Kafka
+// acknowledged it (the tests measure it). A process sees its own writes at
+// once (Remember).
+//
+// Kafka down: the local copy keeps answering for the subjects it holds;
+// a subject it does not hold is unknown, and an unknown subject of a study
+// with the required policy is refused (fail closed). Before the copy has
+// caught up with the topic at start, lookups fail with ErrRosterLoading.
+
+// ErrRosterLoading is returned while the roster's local copy is still
+// catching up with Kafka at start.
+var ErrRosterLoading = errors.New("catalog: the enrolment roster is still loading")
+
+// EnrolmentCodec is the codec of epro-enrolments; Decode never fails (an
+// unreadable value decodes to an undecodableEnrolment, which Enrolment
+// reports as an error), so a bad record cannot stop a view.
+type EnrolmentCodec struct{}
+
+type undecodableEnrolment struct{ reason string }
+
+// Encode implements goka.Codec.
+func (EnrolmentCodec) Encode(v any) ([]byte, error) { return codecs.JSON[codecs.Enrolment]{}.Encode(v) }
+
+// Decode implements goka.Codec.
+func (EnrolmentCodec) Decode(b []byte) (any, error) {
+	v, err := codecs.JSON[codecs.Enrolment]{}.Decode(b)
+	if err != nil {
+		return undecodableEnrolment{reason: err.Error()}, nil
+	}
+	return v, nil
+}
+
+// RosterConfig says where the roster is read.
+type RosterConfig struct {
+	Topic    string // epro-enrolments with its prefix; required
+	StateDir string // the view's local copy; required
+	ClientID string // default eprostream-roster
+}
+
+// RosterDeps are the roster's connections.
+type RosterDeps struct {
+	Kafka kafkaconfig.Conn
+	Log   *slog.Logger // nil discards
+	// Options are extra view options (tests: goka's tester).
+	Options []goka.ViewOption
+}
+
+// Roster answers "is this subject enrolled, where": safe for concurrent use.
+type Roster struct {
+	view *goka.View
+	mu   sync.Mutex
+	own  map[string]codecs.Enrolment // written by this process, until the view has them
+}
+
+const maxOwn = 100_000
+
+// NewRoster returns a roster; Run keeps it current.
+func NewRoster(cfg RosterConfig, deps RosterDeps) (*Roster, error) {
+	if cfg.Topic == "" || cfg.StateDir == "" {
+		return nil, errors.New("catalog: roster: Topic and StateDir are required")
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "eprostream-roster"
+	}
+	opts := append(kafkaconfig.ViewOptions(deps.Kafka, cfg.ClientID, cfg.StateDir, logging.OrDiscard(deps.Log)), deps.Options...)
+	v, err := goka.NewView(deps.Kafka.Brokers, goka.Table(cfg.Topic), EnrolmentCodec{}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: roster: %w", err)
+	}
+	return &Roster{view: v, own: map[string]codecs.Enrolment{}}, nil
+}
+
+// Run keeps the local copy current until ctx ends.
+func (r *Roster) Run(ctx context.Context) error {
+	if err := r.view.Run(ctx); err != nil {
+		return fmt.Errorf("catalog: roster: %w", err)
+	}
+	return nil
+}
+
+// Recovered reports whether the local copy has caught up once.
+func (r *Roster) Recovered() bool { return r.view.Recovered() }
+
+// Enrolment returns subject's binding; false when it is not enrolled.
+func (r *Roster) Enrolment(subject string) (codecs.Enrolment, bool, error) {
+	if !r.view.Recovered() {
+		return codecs.Enrolment{}, false, ErrRosterLoading
+	}
+	v, err := r.view.Get(subject)
+	if err != nil {
+		return codecs.Enrolment{}, false, fmt.Errorf("catalog: roster: %w", err)
+	}
+	var stored codecs.Enrolment
+	var found bool
+	switch e := v.(type) {
+	case codecs.Enrolment:
+		stored, found = e, true
+	case undecodableEnrolment:
+		return codecs.Enrolment{}, false, fmt.Errorf("catalog: roster: the enrolment of %s is undecodable: %s", subject, e.reason)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if own, ok := r.own[subject]; ok {
+		if found && stored.Revision >= own.Revision {
+			delete(r.own, subject) // the view has caught up
+			return stored, true, nil
+		}
+		return own, true, nil
+	}
+	return stored, found, nil
+}
+
+// Remember makes e visible to this process at once, before its view reads
+// it back from Kafka. Call it after Kafka acknowledged e.
+func (r *Roster) Remember(e codecs.Enrolment) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.own) >= maxOwn {
+		clear(r.own) // the view has long read them back
+	}
+	r.own[e.SubjectID] = e
+}
+
+// Each calls fn for every enrolment of the local copy (the missed-diary
+// sweep and the warehouse read the roster this way).
+func (r *Roster) Each(fn func(codecs.Enrolment) bool) error {
+	it, err := r.view.Iterator()
+	if err != nil {
+		return fmt.Errorf("catalog: roster: %w", err)
+	}
+	defer it.Release()
+	for it.Next() {
+		v, err := it.Value()
+		if e, ok := v.(codecs.Enrolment); ok && err == nil {
+			if !fn(e) {
+				return nil
+			}
+		}
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lovoo/goka"
 
@@ -70,8 +71,11 @@ type RosterDeps struct {
 // Roster answers "is this subject enrolled, where": safe for concurrent use.
 type Roster struct {
 	view *goka.View
-	mu   sync.Mutex
-	own  map[string]codecs.Enrolment // written by this process, until the view has them
+	// caughtUp is set once the view has caught up; from then on the local
+	// copy answers even while the view reconnects to a Kafka that is down.
+	caughtUp atomic.Bool
+	mu       sync.Mutex
+	own      map[string]codecs.Enrolment // written by this process, until the view has them
 }
 
 const maxOwn = 100_000
@@ -101,11 +105,20 @@ func (r *Roster) Run(ctx context.Context) error {
 }
 
 // Recovered reports whether the local copy has caught up once.
-func (r *Roster) Recovered() bool { return r.view.Recovered() }
+func (r *Roster) Recovered() bool {
+	if r.caughtUp.Load() {
+		return true
+	}
+	if r.view.Recovered() {
+		r.caughtUp.Store(true)
+		return true
+	}
+	return false
+}
 
 // Enrolment returns subject's binding; false when it is not enrolled.
 func (r *Roster) Enrolment(subject string) (codecs.Enrolment, bool, error) {
-	if !r.view.Recovered() {
+	if !r.Recovered() {
 		return codecs.Enrolment{}, false, ErrRosterLoading
 	}
 	v, err := r.view.Get(subject)

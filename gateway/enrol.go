@@ -365,6 +365,14 @@ func (g *Gateway) ownSubject(subject, study string) *refusal {
 	return nil
 }
 
+// refuse answers a refusal; a 503 says when to retry.
+func (g *Gateway) refuse(w http.ResponseWriter, ref *refusal) {
+	if ref.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	fail(w, ref.status, ref.msg)
+}
+
 func problemOf2(fe codecs.FieldErrors) []FieldProblem {
 	_, p := problemOf(fe)
 	return p.Fields

@@ -98,7 +98,7 @@ func (g *Gateway) postPlan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ref := g.ownSubject(subject, req.StudyID); ref != nil {
-		fail(w, ref.status, ref.msg)
+		g.refuse(w, ref)
 		return
 	}
 	lock, err := g.deps.Locks.Obtain(r.Context(), "plan:"+g.cfg.TopicPrefix+subject, g.cfg.LockTTL)
@@ -137,7 +137,7 @@ func (g *Gateway) postAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ref := g.ownSubject(req.SubjectID, req.StudyID); ref != nil {
-		fail(w, ref.status, ref.msg)
+		g.refuse(w, ref)
 		return
 	}
 	cmd := codecs.Command{V: codecs.WireVersion, CommandID: "ack:" + alert, Kind: codecs.CommandAlertAcknowledged,

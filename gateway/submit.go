@@ -127,6 +127,9 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 	s, enrol, status, p := g.decode(k, body, isFHIRContent(r), nil)
 	if status != 0 {
 		g.metrics.items.WithLabelValues(outcomeOf(status)).Inc()
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeJSON(w, status, p)
 		return
 	}

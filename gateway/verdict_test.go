@@ -29,6 +29,10 @@ func TestOneVerdictForTheSameBytes(t *testing.T) {
 	t.Cleanup(func() { _ = em.Close() })
 
 	fhirAsNative := native("v-fhir-source", map[string]any{"source": "fhir"})
+	invented := make([]map[string]any, 500)
+	for i := range invented {
+		invented[i] = map[string]any{"code": fmt.Sprintf("X%d_SEVERITY", i), "value": 4}
+	}
 	cases := []struct {
 		name   string
 		body   []byte
@@ -49,6 +53,7 @@ func TestOneVerdictForTheSameBytes(t *testing.T) {
 		{"grade over range", native("v-nine", map[string]any{"items": []map[string]any{{"code": "NAUSEA_SEVERITY", "value": 9}}}), false, ""},
 		{"invented item", native("v-invented", map[string]any{"items": []map[string]any{{"code": "X1_SEVERITY", "value": 4}}}), false, ""},
 		{"unknown instrument", native("v-instr", map[string]any{"instrument": "EQ-5D-5L"}), false, ""},
+		{"500 invented severity items", native("v-500", map[string]any{"items": invented}), false, ""},
 	}
 	accepted := 0
 	for _, c := range cases {

@@ -168,7 +168,7 @@ func (s *stack) waitAll(timeout time.Duration, procs ...*proc) {
 	s.waitGroups(timeout, map[string][]string{
 		"intake":    {s.names.Submissions},
 		"subject":   {s.names.Clean, s.names.Commands},
-		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ, s.names.Commands},
+		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ, s.names.Commands, s.names.Enrolments},
 	}, procs...)
 }
 

@@ -30,6 +30,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/gateway"
 	"github.com/eprostream/eprostream/internal/config"
@@ -70,6 +71,8 @@ type env struct {
 	prefix string
 	subs   *emitters.SubmissionEmitter
 	cmds   *emitters.CommandEmitter
+	enrols *emitters.EnrolmentEmitter
+	roster *catalog.Roster
 	token  string
 	log    *slog.Logger
 }
@@ -105,6 +108,25 @@ func run(duration time.Duration, conns, batchConns, batchSize int) error {
 		return err
 	}
 	defer e.cmds.Close()
+	if e.enrols, err = emitters.NewEnrolmentEmitter(cfg.Emitters(), emitters.Deps{Log: log}); err != nil {
+		return err
+	}
+	defer e.enrols.Close()
+	rosterDir, err := os.MkdirTemp("", "gatewaybench-roster-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(rosterDir)
+	if e.roster, err = catalog.NewRoster(catalog.RosterConfig{Topic: topics.NewNames(cfg.TopicPrefix).Enrolments, StateDir: rosterDir},
+		catalog.RosterDeps{Kafka: cfg.Kafka(), Log: log}); err != nil {
+		return err
+	}
+	rctx, stopRoster := context.WithCancel(context.Background())
+	go func() { _ = e.roster.Run(rctx) }()
+	defer stopRoster()
+	if err := catalog.WaitRecovered(context.Background(), e.roster, time.Minute); err != nil {
+		return err
+	}
 	if _, e.token, err = apikeys.NewStore(e.rdb, e.prefix).Create(context.Background(), apikeys.Spec{Name: "bench",
 		Studies: []string{"*"}, Roles: []string{apikeys.RoleSubmit}, RatePerSec: 10_000_000, Lifetime: time.Hour}); err != nil {
 		return err
@@ -168,7 +190,7 @@ func (e *env) cleanRedis() {
 
 func (e *env) gateway(m mode) (*gateway.Gateway, error) {
 	deps := gateway.Deps{Keys: apikeys.NewStore(e.rdb, e.prefix), Locks: fencedlock.New(e.rdb, e.prefix),
-		Producer: e.subs, Commands: e.cmds, Log: e.log}
+		Producer: e.subs, Commands: e.cmds, Roster: e.roster, Enrolments: e.enrols, Log: e.log}
 	if m != redisOff {
 		lim, err := ratelimit.New(e.rdb, e.prefix, ratelimit.Config{PerKey: 10_000_000, Overall: 10_000_000})
 		if err != nil {

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/demo"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/loadgen"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/rules"
 )
@@ -91,6 +94,9 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 		fmt.Fprintf(a.stdout, "demo: dashboard at http://%s/#key=%s\n      (live alerts, site compliance, subject timelines; the key reads every study for a day)\n", dashboard, token)
 	}
 
+	if err := enrolTrial(ctx, a, lf); err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	sentAt := demo.SentAt{}
 	fmt.Fprintf(a.stdout, "demo: sending up to %d records at %.0f/s\n", lf.total, lf.rate)
@@ -176,4 +182,29 @@ func demoReadKey(ctx context.Context, a *app) (string, error) {
 	_, token, err := apikeys.NewStore(rdb, a.cfg.RedisPrefix()).Create(ctx, apikeys.Spec{Name: "demo dashboard",
 		Studies: []string{apikeys.AllStudies}, Roles: []string{apikeys.RoleRead}, Lifetime: 24 * time.Hour})
 	return token, err
+}
+
+// enrolTrial enrols the synthetic trial's subjects in the study registry,
+// as the sites' rosters would, before any of them reports.
+func enrolTrial(ctx context.Context, a *app, lf *loadgenFlags) error {
+	gen, err := loadgen.New(lf.gen)
+	if err != nil {
+		return err
+	}
+	em, err := emitters.NewEnrolmentEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
+	if err != nil {
+		return err
+	}
+	defer em.Close()
+	roster := gen.Roster()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for _, e := range roster {
+		g.Go(func() error { return em.Emit(gctx, e) })
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("demo: enrol: %w", err)
+	}
+	fmt.Fprintf(a.stdout, "demo: %d subjects enrolled in the study registry\n", len(roster))
+	return nil
 }

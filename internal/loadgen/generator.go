@@ -200,3 +200,16 @@ func (g *Generator) loadDay(day int) {
 		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.subj, b.subj), cmp.Compare(a.seq, b.seq))
 	})
 }
+
+// Roster returns the trial's enrolments: every subject, active at its site
+// from the first simulated day, as the study registry would hold them.
+func (g *Generator) Roster() []codecs.Enrolment {
+	start := time.Unix(g.start, 0).UTC()
+	out := make([]codecs.Enrolment, len(g.subjects))
+	for i, s := range g.subjects {
+		st := g.sites[s.site]
+		out[i] = codecs.Enrolment{V: codecs.WireVersion, SubjectID: s.id, StudyID: st.study, SiteID: st.id,
+			Status: codecs.EnrolmentActive, EnrolledAt: start, Revision: 1, By: "loadgen", At: start}
+	}
+	return out
+}

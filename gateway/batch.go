@@ -133,6 +133,12 @@ func (g *Gateway) decodeBatch(k apikeys.Key, raws []json.RawMessage, results []I
 			pending[s.SubjectID] = *enrol
 		}
 		if j, seen := first[s.MessageID]; seen {
+			if items[j].fp != it.fp {
+				// The same id with another body is a conflict, as for a single POST.
+				results[i].Status, results[i].Error = http.StatusUnprocessableEntity,
+					"this message_id was already used for a different body (item "+strconv.Itoa(j)+" of this batch)"
+				continue
+			}
 			it.dupOf = j // answered like its first occurrence, sent once
 		} else {
 			first[s.MessageID] = i

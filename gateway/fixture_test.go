@@ -96,8 +96,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	fast := connect.RedisFailFast(f.cfg)
 	f.fast = fast // the gateway's own client, as `eprostream ingest` makes it
 	t.Cleanup(func() { _ = fast.Close() })
-	f.keys = apikeys.NewStore(fast, f.prefix)
-	f.keys.CacheFor = 0 // revocations show at once
+	f.keys = apikeys.NewStoreWith(apikeys.StoreConfig{Prefix: f.prefix, NoCache: true}, fast) // revocations show at once
 	f.locks = fencedlock.New(fast, f.prefix)
 	limiter, err := ratelimit.New(fast, f.prefix, ratelimit.Config{PerKey: 5000})
 	if err != nil {

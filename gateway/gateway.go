@@ -139,8 +139,12 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, guard: guard, breaker: newBreaker(cfg.KafkaTimeout, cfg.BreakerPause),
-		metrics: newMetrics(deps.Registry), batch: newBatchers(deps), now: now}
+		metrics: m, batch: newBatchers(deps), now: now}
 	g.registrar = catalog.Registrar{Roster: deps.Roster, Sender: deps.Enrolments, Locks: deps.Locks,
 		LockPrefix: cfg.TopicPrefix, LockTTL: cfg.LockTTL}
 	if deps.Idempotency != nil {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,7 +15,7 @@ type metrics struct {
 	limited  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "gateway",
 			Name: "requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"}),
@@ -32,7 +34,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rate_limited_total", Help: "Requests answered 429."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.items, m.degraded, m.replayed, m.limited)
+		for _, c := range []prometheus.Collector{m.requests, m.latency, m.items, m.degraded, m.replayed, m.limited} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("gateway: metrics: %w", err)
+			}
+		}
 	}
-	return m
+	return m, nil
 }

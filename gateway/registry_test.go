@@ -242,3 +242,30 @@ func TestEnrollCommandReadsARoster(t *testing.T) {
 		t.Fatalf("an enrolled subject of the roster: %d %s", r.status, r.body)
 	}
 }
+
+// In a batch, an item repeating an earlier item's message_id with another
+// body is refused with 422, as a single POST is; only the first is sent.
+func TestBatchItemWithAReusedIDAndAnotherBodyIsRefused(t *testing.T) {
+	f := newFixture(t)
+	a := native("dup-1", nil)
+	b := native("dup-1", map[string]any{"items": []map[string]any{{"code": "PAIN_SEVERITY", "value": 3}}})
+	before := f.records(f.names.Submissions)
+	body, _ := json.Marshal(map[string]any{"submissions": []json.RawMessage{a, b, a}})
+	r := f.do(request{path: "/v1/submissions:batch", token: f.submit, contentType: "application/json", body: body})
+	var res struct {
+		Results []struct {
+			Status int
+			Error  string
+		}
+	}
+	if err := json.Unmarshal(r.body, &res); err != nil || r.status != 200 || len(res.Results) != 3 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if res.Results[0].Status != 202 || res.Results[1].Status != 422 || res.Results[2].Status != 202 ||
+		!strings.Contains(res.Results[1].Error, "already used for a different body") {
+		t.Fatalf("results %+v, want 202, 422 (another body), 202 (the same body again)", res.Results)
+	}
+	if n := f.records(f.names.Submissions) - before; n != 1 {
+		t.Fatalf("%d records sent, want 1", n)
+	}
+}

@@ -115,9 +115,26 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve is Run on a listener the caller opened.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.subjects.Run(ctx) })
+	// The view is closed only after the lag meter stopped reading its
+	// statistics: goka's View.Stats races with its close.
+	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
+	lagDone := make(chan struct{})
+	g.Go(func() error { return s.subjects.Run(viewCtx) })
 	g.Go(func() error { return s.hub.Run(ctx) })
-	g.Go(func() error { s.lag.run(ctx, time.Second); return nil })
+	g.Go(func() error {
+		defer close(lagDone)
+		s.lag.run(ctx, time.Second)
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-viewCtx.Done(): // the view stopped by itself
+		}
+		<-lagDone
+		stopView()
+		return nil
+	})
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error {
 		<-ctx.Done()

@@ -81,7 +81,7 @@ func (r *readSide) get(path, token string) (*http.Response, []byte) {
 func (r *readSide) start() {
 	r.t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	subjects, err := views.NewSubjects(r.cfg, r.t.TempDir(), log)
+	subjects, err := views.NewSubjects(views.SubjectsConfig{Table: r.names.SubjectTable, StateDir: r.t.TempDir()}, views.SubjectsDeps{Kafka: r.cfg.Kafka(), Log: log})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -11,9 +11,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/eprostream/eprostream/codecs"
-	"github.com/eprostream/eprostream/internal/config"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
-	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/processors/subject"
 )
 
@@ -27,11 +25,26 @@ type Subjects struct {
 	view *goka.View
 }
 
-// NewSubjects returns a view of the subject table of cfg's environment,
-// keeping its local copy under stateDir. Call Run to fill and follow it.
-func NewSubjects(cfg config.Config, stateDir string, log *slog.Logger, opts ...goka.ViewOption) (*Subjects, error) {
-	all := append(kafkaconfig.ViewOptions(cfg.Kafka(), "eprostream-views", stateDir, log), opts...)
-	v, err := goka.NewView(cfg.KafkaBrokers, goka.Table(topics.NewNames(cfg.TopicPrefix).SubjectTable), subject.StateCodec{}, all...)
+// SubjectsConfig says which table the view follows and where it keeps it.
+type SubjectsConfig struct {
+	Table    string // subject-table with its prefix (topics.Names.SubjectTable); required
+	StateDir string // the local copy; required
+}
+
+// SubjectsDeps are the view's connections.
+type SubjectsDeps struct {
+	Kafka   kafkaconfig.Conn
+	Log     *slog.Logger      // nil discards
+	Options []goka.ViewOption // tests: goka's tester
+}
+
+// NewSubjects returns a view of cfg.Table. Call Run to fill and follow it.
+func NewSubjects(cfg SubjectsConfig, deps SubjectsDeps) (*Subjects, error) {
+	if cfg.Table == "" || cfg.StateDir == "" {
+		return nil, errors.New("views: SubjectsConfig.Table and StateDir are required")
+	}
+	all := append(kafkaconfig.ViewOptions(deps.Kafka, "eprostream-views", cfg.StateDir, orDiscard(deps.Log)), deps.Options...)
+	v, err := goka.NewView(deps.Kafka.Brokers, goka.Table(cfg.Table), subject.StateCodec{}, all...)
 	if err != nil {
 		return nil, fmt.Errorf("views: %w", err)
 	}

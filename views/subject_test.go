@@ -35,7 +35,7 @@ func TestSubjectsFollowsTheTable(t *testing.T) {
 	}
 	put("ONC-301-001-0001", 1)
 
-	v, err := views.NewSubjects(cfg, t.TempDir(), log)
+	v, err := views.NewSubjects(views.SubjectsConfig{Table: topics.NewNames(cfg.TopicPrefix).SubjectTable, StateDir: t.TempDir()}, views.SubjectsDeps{Kafka: cfg.Kafka(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

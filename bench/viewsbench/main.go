@@ -230,7 +230,7 @@ func (b *bench) fillTable(n int) error {
 
 func (b *bench) serve() (func(), error) {
 	dir, _ := os.MkdirTemp("", "viewsbench-")
-	subjects, err := views.NewSubjects(b.cfg, dir, b.log)
+	subjects, err := views.NewSubjects(views.SubjectsConfig{Table: b.names.SubjectTable, StateDir: dir}, views.SubjectsDeps{Kafka: b.cfg.Kafka(), Log: b.log})
 	if err != nil {
 		return nil, err
 	}

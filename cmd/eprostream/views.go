@@ -51,7 +51,8 @@ subscriptions of 'eprostream webhook create', as the consumer group "webhooks".`
 func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	names := topics.NewNames(a.cfg.TopicPrefix)
 	reg := admin.NewRegistry()
-	subjects, err := views.NewSubjects(a.cfg, filepath.Join(f.stateDir, "subjects"), a.log)
+	subjects, err := views.NewSubjects(views.SubjectsConfig{Table: names.SubjectTable, StateDir: filepath.Join(f.stateDir, "subjects")},
+		views.SubjectsDeps{Kafka: a.cfg.Kafka(), Log: a.log})
 	if err != nil {
 		return err
 	}

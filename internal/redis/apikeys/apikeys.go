@@ -136,14 +136,10 @@ func (s Spec) Validate() error {
 
 // Store reads and writes API keys. Safe for concurrent use.
 type Store struct {
-	rdb    redis.Cmdable
-	prefix string
-	// CacheFor is how long a looked-up key is trusted without asking Redis
-	// again: the delay before a revocation takes effect.
-	CacheFor time.Duration
-	// StaleFor is how long a cached key is still trusted while Redis cannot
-	// be reached, so ingest goes on through a Redis outage.
-	StaleFor time.Duration
+	rdb      redis.Cmdable
+	prefix   string
+	cacheFor time.Duration
+	staleFor time.Duration
 	now      func() time.Time
 
 	mu    sync.Mutex
@@ -155,11 +151,42 @@ type cached struct {
 	fetched time.Time
 }
 
-// NewStore returns a store of keys under prefix ("eprostream:{env}:").
+// StoreConfig tunes a Store.
+type StoreConfig struct {
+	Prefix string // eprostream:{env}:
+	// CacheFor is how long a looked-up key is trusted without asking Redis
+	// again: the delay before a revocation takes effect. Default 2 s;
+	// NoCache asks Redis at every lookup.
+	CacheFor time.Duration
+	NoCache  bool
+	// StaleFor is how long a cached key is still trusted while Redis cannot
+	// be reached, so ingest goes on through a Redis outage. Default 15 min.
+	StaleFor time.Duration
+}
+
+// NewStore returns a store of keys under prefix ("eprostream:{env}:"),
+// with the default cache.
 func NewStore(rdb redis.Cmdable, prefix string) *Store {
-	return &Store{rdb: rdb, prefix: prefix, CacheFor: 2 * time.Second, StaleFor: 15 * time.Minute,
+	return NewStoreWith(StoreConfig{Prefix: prefix}, rdb)
+}
+
+// NewStoreWith returns a store configured by cfg.
+func NewStoreWith(cfg StoreConfig, rdb redis.Cmdable) *Store {
+	if cfg.CacheFor <= 0 {
+		cfg.CacheFor = 2 * time.Second
+	}
+	if cfg.NoCache {
+		cfg.CacheFor = 0
+	}
+	if cfg.StaleFor <= 0 {
+		cfg.StaleFor = 15 * time.Minute
+	}
+	return &Store{rdb: rdb, prefix: cfg.Prefix, cacheFor: cfg.CacheFor, staleFor: cfg.StaleFor,
 		now: time.Now, cache: map[string]cached{}}
 }
+
+// CacheFor is how long a revocation may take to reach this store's callers.
+func (s *Store) CacheFor() time.Duration { return s.cacheFor }
 
 func (s *Store) redisKey(id string) string { return s.prefix + "apikey:" + id }
 
@@ -248,7 +275,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Key, error) {
 	s.mu.Lock()
 	c, hit := s.cache[id]
 	s.mu.Unlock()
-	if !hit || now.Sub(c.fetched) > s.CacheFor {
+	if !hit || now.Sub(c.fetched) > s.cacheFor {
 		k, err := s.fetch(ctx, id)
 		switch {
 		case err == nil:
@@ -256,7 +283,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Key, error) {
 			s.mu.Lock()
 			s.cache[id] = c
 			s.mu.Unlock()
-		case errors.Is(err, ErrUnavailable) && hit && now.Sub(c.fetched) <= s.StaleFor:
+		case errors.Is(err, ErrUnavailable) && hit && now.Sub(c.fetched) <= s.staleFor:
 			// Redis is down: go on with what we knew.
 		case errors.Is(err, ErrUnknown):
 			s.mu.Lock()

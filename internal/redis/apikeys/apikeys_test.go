@@ -15,8 +15,7 @@ import (
 
 func TestCreateAuthenticateRevoke(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
-	store := apikeys.NewStore(rdb, prefix)
-	store.CacheFor = 0 // every lookup asks Redis
+	store := apikeys.NewStoreWith(apikeys.StoreConfig{Prefix: prefix, NoCache: true}, rdb) // every lookup asks Redis
 	ctx := context.Background()
 
 	k, token, err := store.Create(ctx, apikeys.Spec{Name: "site app", Studies: []string{"ONC-301"},
@@ -70,8 +69,7 @@ func TestStaleKeyTrustedWhileRedisIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := redis.NewClient(rdb.Options()) // a client we can cut off
-	store := apikeys.NewStore(gone, prefix)
-	store.CacheFor = 0
+	store := apikeys.NewStoreWith(apikeys.StoreConfig{Prefix: prefix, NoCache: true}, gone)
 	if _, err := store.Authenticate(ctx, token); err != nil {
 		t.Fatal(err)
 	}

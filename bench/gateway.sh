@@ -41,9 +41,13 @@ trap cleanup EXIT
 
 serve() {
   [[ -n $pid ]] && { kill "$pid"; wait "$pid" 2>/dev/null || true; }
-  bin/eprostream ingest --listen "$ADDR" --rate-overall 0 "$@" >"$OUT/ingest.log" 2>&1 &
+  LOG_LEVEL=info bin/eprostream ingest --listen "$ADDR" --rate-overall 0 "$@" >"$OUT/ingest.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 100); do curl -fsS "http://$ADDR/openapi.json" >/dev/null 2>&1 && return; sleep 0.1; done
+  # Serving, and the study registry loaded (until then submissions get 503).
+  for _ in $(seq 1 300); do
+    curl -fsS "http://$ADDR/openapi.json" >/dev/null 2>&1 && grep -q "study registry loaded" "$OUT/ingest.log" && return
+    sleep 0.1
+  done
   echo "ingest did not start; see $OUT/ingest.log" >&2; exit 1
 }
 
@@ -55,7 +59,12 @@ run() {
   rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$OUT/wrk.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$OUT/wrk.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$OUT/wrk.txt")
-  if grep -q "unexpected answer" "$OUT/wrk.txt"; then echo "WARNING: $(grep -c 'unexpected answer' "$OUT/wrk.txt") unexpected answers in $name" >&2; fi
+  if grep -q "unexpected answer" "$OUT/wrk.txt"; then
+    # A figure of refused requests measures nothing: stop, and show why.
+    echo "ERROR: $name got answers other than 202/accepted, so its figure is not a throughput:" >&2
+    grep "unexpected answer" "$OUT/wrk.txt" | head -3 >&2
+    exit 1
+  fi
   if ((batch > 1)); then figure="$((rps * batch)) submissions/s ($rps requests/s), p50 $p50, p99 $p99"
   else figure="$rps req/s, p50 $p50, p99 $p99"; fi
   printf '| %s | %s | `%s` |\n' "$name" "$figure" "BATCH=$batch wrk -t2 -c$CONNS -d$DURATION --latency -s bench/wrk/submit.lua"

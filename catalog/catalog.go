@@ -152,11 +152,11 @@ func (c *Catalogue) Uses(study, instrument string) bool {
 	if !ok {
 		return false
 	}
-	if len(s.Instruments) == 0 {
-		_, defined := c.instruments.Lookup(instrument)
-		return defined
+	d, defined := c.instruments.Lookup(instrument)
+	if !defined {
+		return false
 	}
-	return slices.Contains(s.Instruments, strings.ToUpper(instrument))
+	return len(s.Instruments) == 0 || slices.Contains(s.Instruments, d.Code)
 }
 
 // CheckSubmission reports every problem of s's study, site, instrument and

@@ -74,7 +74,7 @@ type Roster struct {
 	// caughtUp is set once the view has caught up; from then on the local
 	// copy answers even while the view reconnects to a Kafka that is down.
 	caughtUp atomic.Bool
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	own      map[string]codecs.Enrolment // written by this process, until the view has them
 }
 
@@ -133,16 +133,19 @@ func (r *Roster) Enrolment(subject string) (codecs.Enrolment, bool, error) {
 	case undecodableEnrolment:
 		return codecs.Enrolment{}, false, fmt.Errorf("catalog: roster: the enrolment of %s is undecodable: %s", subject, e.reason)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if own, ok := r.own[subject]; ok {
-		if found && stored.Revision >= own.Revision {
-			delete(r.own, subject) // the view has caught up
-			return stored, true, nil
-		}
-		return own, true, nil
+	r.mu.RLock()
+	own, mine := r.own[subject]
+	r.mu.RUnlock()
+	if !mine {
+		return stored, found, nil
 	}
-	return stored, found, nil
+	if found && stored.Revision >= own.Revision {
+		r.mu.Lock()
+		delete(r.own, subject) // the view has caught up
+		r.mu.Unlock()
+		return stored, true, nil
+	}
+	return own, true, nil
 }
 
 // Remember makes e visible to this process at once, before its view reads

@@ -128,6 +128,9 @@ func (d *Definition) prepare() error {
 
 // Item returns the item with code (any letter case).
 func (d *Definition) Item(code string) (*Item, bool) {
+	if it, ok := d.byCode[code]; ok { // the usual case: sent in upper case
+		return it, true
+	}
 	it, ok := d.byCode[strings.ToUpper(code)]
 	return it, ok
 }
@@ -258,6 +261,9 @@ func (s *Set) add(d Definition) error {
 
 // Lookup returns the definition of instrument code (any letter case).
 func (s *Set) Lookup(code string) (*Definition, bool) {
+	if d, ok := s.defs[code]; ok {
+		return d, true
+	}
 	d, ok := s.defs[strings.ToUpper(code)]
 	return d, ok
 }

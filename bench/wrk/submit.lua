@@ -19,7 +19,7 @@ local function submission()
     '"subject_id":"ONC-301-012-%04d","instrument":"PRO-CTCAE","submitted_at":"%s","source":"app",' ..
     '"items":[{"code":"PAIN_SEVERITY","value":2},{"code":"NAUSEA_FREQUENCY","value":1},' ..
     '{"code":"FATIGUE_SEVERITY","value":3},{"code":"DIARRHEA_FREQUENCY","value":0},' ..
-    '{"code":"BODY_TEMPERATURE","value":37.2,"unit":"Cel"}]}', start, tid, n, n % 5000, now)
+    '{"code":"FATIGUE_INTERFERENCE","value":1},{"code":"NAUSEA_SEVERITY","value":1}]}', start, tid, n, n % 5000, now)
 end
 
 function init(args)

@@ -114,6 +114,14 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return roster.Run(gctx) })
 		g.Go(func() error {
+			// Until the roster has caught up, registry-dependent requests
+			// answer 503 and /readyz says not ready.
+			if err := catalog.WaitRecovered(gctx, roster, 24*time.Hour); err == nil {
+				a.log.Info("study registry loaded")
+			}
+			return nil
+		})
+		g.Go(func() error {
 			err := gw.Run(gctx)
 			// in-flight requests are done: flush what the producers hold
 			if cerr := subs.Close(); err == nil {
@@ -125,8 +133,14 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 			return err
 		})
 		if a.cfg.AdminAddr != "" {
-			// Ready means Kafka answers: without Redis ingest goes on.
-			checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
+			// Ready means Kafka answers and the study registry is loaded: without Redis ingest goes on.
+			checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }},
+				{Name: "registry", Run: func(context.Context) error {
+					if !roster.Recovered() {
+						return catalog.ErrRosterLoading
+					}
+					return nil
+				}}}
 			g.Go(func() error { return runAdmin(gctx, a, reg, checks, nil) })
 		}
 		return g.Wait()

@@ -10,8 +10,10 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/bsm/redislock"
 	"github.com/lovoo/goka"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/config"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 	"github.com/eprostream/eprostream/internal/testenv"
@@ -33,10 +35,9 @@ func (r *recorder) Emit(_ context.Context, c codecs.Command) error {
 	return nil
 }
 
-// Two schedulers over the real subject-table share one Redis lock: in one
-// interval exactly one of them sweeps, and it asks only about the subject
-// that has been silent longer than the rules allow.
-func TestSchedulersShareOneSweepPerInterval(t *testing.T) {
+// scheduleStack is a test's own topics (3 partitions) and Redis prefix.
+func scheduleStack(t *testing.T) (config.Config, *redis.Client, string, topics.Names) {
+	t.Helper()
 	cfg := testenv.Kafka(t)
 	rdb, prefix := testenv.Redis(t)
 	admin, err := connect.KafkaAdmin(cfg, "schedule-test")
@@ -44,11 +45,18 @@ func TestSchedulersShareOneSweepPerInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	log := quietLog()
-	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
+	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), quietLog()); err != nil {
 		t.Fatal(err)
 	}
-	names := topics.NewNames(cfg.TopicPrefix)
+	return cfg, rdb, prefix, topics.NewNames(cfg.TopicPrefix)
+}
+
+// Two schedulers over the real subject-table share one Redis lock: in one
+// interval exactly one of them sweeps, and it asks only about the subject
+// that has been silent longer than the rules allow.
+func TestSchedulersShareOneSweepPerInterval(t *testing.T) {
+	cfg, rdb, prefix, names := scheduleStack(t)
+	log := quietLog()
 	now := time.Now().UTC()
 	states := map[string]int64{
 		"S-SILENT": now.Add(-80 * time.Hour).Unix(),
@@ -147,18 +155,8 @@ func (f fakeRoster) Each(fn func(codecs.Enrolment) bool) error {
 // that never reported (its silence counts from enrolment), and no longer
 // about a withdrawn one.
 func TestSweepCoversEnrolledSubjectsWhoNeverReport(t *testing.T) {
-	cfg := testenv.Kafka(t)
-	rdb, prefix := testenv.Redis(t)
-	admin, err := connect.KafkaAdmin(cfg, "schedule-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	cfg, rdb, prefix, names := scheduleStack(t)
 	log := quietLog()
-	if err := topics.Migrate(context.Background(), admin, topics.Catalogue(cfg.TopicPrefix, 3, 1), log); err != nil {
-		t.Fatal(err)
-	}
-	names := topics.NewNames(cfg.TopicPrefix)
 	enrolled := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	sweepAt := enrolled.Add(4 * 24 * time.Hour)
 	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kafkaconfig.Sarama("schedule-test", cfg.DialTimeout))

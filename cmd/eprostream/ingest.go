@@ -44,7 +44,7 @@ func newIngestCmd(a *app) *cobra.Command {
 	f := &ingestFlags{}
 	cmd := &cobra.Command{
 		Use:   "ingest",
-		Short: "Serve the HTTP ingest API (submissions, plan adjustments, alert acknowledgements)",
+		Short: "Serve the HTTP ingest API (submissions, enrolments, plan adjustments, alert acknowledgements)",
 		Long: `ingest serves the HTTP API documented at /openapi.json and in README.md.
 A submission is answered 202 only after Kafka acknowledged it. API keys come
 from 'eprostream apikey create'. On SIGINT/SIGTERM the gateway stops

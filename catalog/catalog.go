@@ -163,6 +163,14 @@ func (c *Catalogue) Uses(study, instrument string) bool {
 // items at once (the envelope itself is codecs' to check). It is the one
 // function the gateway and intake both run.
 func (c *Catalogue) CheckSubmission(s codecs.Submission) codecs.FieldErrors {
+	_, _, errs := c.NormaliseSubmission(s)
+	return errs
+}
+
+// NormaliseSubmission is CheckSubmission that also returns the instrument's
+// definition and the items in canonical form, so intake checks and cleans
+// in one pass.
+func (c *Catalogue) NormaliseSubmission(s codecs.Submission) (*instruments.Definition, []codecs.CleanItem, codecs.FieldErrors) {
 	var errs codecs.FieldErrors
 	studyErr, siteErr := c.Check(s.StudyID, s.SiteID)
 	if studyErr != nil && s.StudyID != "" && codecs.CheckID(s.StudyID) == nil {
@@ -172,9 +180,10 @@ func (c *Catalogue) CheckSubmission(s codecs.Submission) codecs.FieldErrors {
 		errs = append(errs, codecs.FieldError{Path: "site_id", Reason: siteErr.Error()})
 	}
 	if studyErr != nil {
-		return errs
+		return nil, nil, errs
 	}
-	return append(errs, c.instruments.Check(s, func(instr string) bool { return c.Uses(s.StudyID, instr) })...)
+	d, items, ierrs := c.instruments.Normalise(s, func(instr string) bool { return c.Uses(s.StudyID, instr) })
+	return d, items, append(errs, ierrs...)
 }
 
 // Check says what is wrong with (study, site), or nil.

@@ -282,23 +282,35 @@ func (s *Set) Codes() []string {
 // and reports every problem at once. uses says whether the submission's
 // study uses an instrument (nil: every known one).
 func (s *Set) Check(sub codecs.Submission, uses func(instrument string) bool) codecs.FieldErrors {
-	var errs codecs.FieldErrors
+	_, _, errs := s.Normalise(sub, uses)
+	return errs
+}
+
+// Normalise is Check that also returns the definition and the items in
+// canonical form (when there is no error): one pass for intake, which
+// keeps them, and the gateway, which keeps only the verdict.
+func (s *Set) Normalise(sub codecs.Submission, uses func(instrument string) bool) (*Definition, []codecs.CleanItem, codecs.FieldErrors) {
 	d, ok := s.Lookup(sub.Instrument)
 	switch {
 	case sub.Instrument == "":
-		return nil // the envelope check reports it
+		return nil, nil, nil // the envelope check reports it
 	case !ok:
-		return codecs.FieldErrors{{Path: "instrument", Reason: fmt.Sprintf("%s is not an instrument eprostream knows (known: %s)",
+		return nil, nil, codecs.FieldErrors{{Path: "instrument", Reason: fmt.Sprintf("%s is not an instrument eprostream knows (known: %s)",
 			quote(sub.Instrument), strings.Join(s.Codes(), ", "))}}
 	case uses != nil && !uses(d.Code):
-		return codecs.FieldErrors{{Path: "instrument", Reason: fmt.Sprintf("%s is not an instrument of study %s", d.Code, quote(sub.StudyID))}}
+		return nil, nil, codecs.FieldErrors{{Path: "instrument", Reason: fmt.Sprintf("%s is not an instrument of study %s", d.Code, quote(sub.StudyID))}}
 	}
+	var errs codecs.FieldErrors
+	items := make([]codecs.CleanItem, 0, len(sub.Items))
 	for i, it := range sub.Items {
-		if _, err := d.Normalise(it); err != nil {
+		ci, err := d.Normalise(it)
+		if err != nil {
 			errs = append(errs, ItemError(i, d, it, err))
+			continue
 		}
+		items = append(items, ci)
 	}
-	return errs
+	return d, items, errs
 }
 
 // ItemError is the field error of item i of an instrument that refused it.

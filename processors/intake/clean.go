@@ -18,11 +18,14 @@ func Clean(cat *catalog.Catalogue, raw []byte, received time.Time) (codecs.Clean
 	if err != nil {
 		return codecs.CleanSubmission{}, err
 	}
-	if errs := cat.CheckSubmission(s); len(errs) > 0 {
+	def, items, errs := cat.NormaliseSubmission(s) // the gateway's own check
+	if len(errs) > 0 {
 		return codecs.CleanSubmission{}, errs
 	}
-	def, _ := cat.Instruments().Lookup(s.Instrument) // checked above
-	at, _ := codecs.ParseTime(s.SubmittedAt)         // validated above
+	if def == nil { // no instrument: Validate above refuses that first
+		return codecs.CleanSubmission{}, codecs.FieldErrors{{Path: "instrument", Reason: "is required"}}
+	}
+	at, _ := codecs.ParseTime(s.SubmittedAt) // validated above
 	_, offset := at.Zone()
 	format := string(codecs.FormatNative)
 	if s.IsFHIR() {
@@ -32,15 +35,13 @@ func Clean(cat *catalog.Catalogue, raw []byte, received time.Time) (codecs.Clean
 		V: codecs.WireVersion, MessageID: s.MessageID, StudyID: s.StudyID, SiteID: s.SiteID,
 		SubjectID: s.SubjectID, Instrument: def.Code, InstrumentVersion: s.InstrumentVersion,
 		Source: s.Source, Format: format, SubmittedAt: at.UTC(), OffsetSeconds: offset,
-		ReceivedAt: received.UTC(), Extra: s.Extra, Items: make([]codecs.CleanItem, 0, len(s.Items)),
+		ReceivedAt: received.UTC(), Extra: s.Extra, Items: items,
 	}
-	values := make(map[string]float64, len(s.Items))
-	for _, it := range s.Items {
-		ci, _ := def.Normalise(it) // checked above
+	values := make(map[string]float64, len(items))
+	for _, ci := range items {
 		if ci.Num != nil {
 			values[ci.Code] = *ci.Num
 		}
-		c.Items = append(c.Items, ci)
 	}
 	c.Scores = def.ComputeScores(values)
 	return c, nil

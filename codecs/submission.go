@@ -436,12 +436,14 @@ func (s Submission) checkExtensions(errs *FieldErrors) {
 	}
 	slices.Sort(unknown)
 	for _, name := range unknown {
-		errs.add(quoteName(name), "is not a field of the envelope (extensions must start with %s)", ExtensionPrefix)
+		errs.add(QuoteID(name), "is not a field of the envelope (extensions must start with %s)", ExtensionPrefix)
 	}
 }
 
-// quoteName quotes a field name for an error path, bounded and valid UTF-8.
-func quoteName(s string) string {
+// QuoteID shows a caller's own id or field name back to it in a message:
+// quoted, at most 64 bytes, valid UTF-8. Ids are not PHI; answers are never
+// quoted.
+func QuoteID(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
 	}

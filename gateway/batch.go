@@ -100,7 +100,7 @@ func splitBatch(body []byte, limit int) ([]json.RawMessage, string) {
 	}
 	for name := range doc {
 		if name != "submissions" {
-			return nil, "unknown field " + httpauth.Quote(name) + `; the body is {"submissions": [...]}`
+			return nil, "unknown field " + codecs.QuoteID(name) + `; the body is {"submissions": [...]}`
 		}
 	}
 	var raws []json.RawMessage

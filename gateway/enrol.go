@@ -35,7 +35,7 @@ type refusal struct {
 }
 
 func notEnrolled(subject, study string) refusal {
-	return refusal{http.StatusUnprocessableEntity, "subject " + httpauth.Quote(subject) + " is not enrolled in study " + httpauth.Quote(study)}
+	return refusal{http.StatusUnprocessableEntity, "subject " + codecs.QuoteID(subject) + " is not enrolled in study " + codecs.QuoteID(study)}
 }
 
 // bind checks s against its subject's enrolment, the server-side truth:
@@ -60,10 +60,10 @@ func (g *Gateway) bind(s codecs.Submission, pending map[string]codecs.Enrolment)
 			return nil, &r
 		case !e.Active():
 			return nil, &refusal{http.StatusConflict, fmt.Sprintf("subject %s is %s in study %s; its reports are no longer accepted",
-				httpauth.Quote(s.SubjectID), e.Status, httpauth.Quote(e.StudyID))}
+				codecs.QuoteID(s.SubjectID), e.Status, codecs.QuoteID(e.StudyID))}
 		case e.SiteID != s.SiteID:
 			return nil, &refusal{http.StatusUnprocessableEntity, fmt.Sprintf("subject %s is enrolled at site %s of study %s, not at %s",
-				httpauth.Quote(s.SubjectID), httpauth.Quote(e.SiteID), httpauth.Quote(e.StudyID), httpauth.Quote(s.SiteID))}
+				codecs.QuoteID(s.SubjectID), codecs.QuoteID(e.SiteID), codecs.QuoteID(e.StudyID), codecs.QuoteID(s.SiteID))}
 		}
 		return nil, nil
 	}
@@ -159,7 +159,7 @@ func (g *Gateway) postSubjects(w http.ResponseWriter, r *http.Request) {
 		results[i].Index = i
 	}
 	if !batch {
-		writeJSON(w, results[0].Status, results[0])
+		g.answer(w, results[0]) // an error is a Problem, as on every endpoint
 		return
 	}
 	writeJSON(w, http.StatusOK, EnrolBatch{Results: results})
@@ -181,7 +181,7 @@ func (g *Gateway) enrolOne(ctx context.Context, k apikeys.Key, req EnrolRequest)
 		}
 	}
 	if len(fields) > 0 {
-		res.Status, res.Error, res.Fields = http.StatusBadRequest, "invalid enrolment", problemOf2(fields)
+		res.Status, res.Error, res.Fields = http.StatusBadRequest, "invalid enrolment", fieldProblems(fields)
 		return res
 	}
 	if msg := httpauth.ScopeProblem(k, req.StudyID); msg != "" {
@@ -193,7 +193,7 @@ func (g *Gateway) enrolOne(ctx context.Context, k apikeys.Key, req EnrolRequest)
 			if cur.StudyID == req.StudyID && cur.SiteID == req.SiteID && cur.Active() {
 				return cur, nil // already so: nothing to write
 			}
-			return cur, &refusal{http.StatusConflict, "subject " + httpauth.Quote(req.SubjectID) +
+			return cur, &refusal{http.StatusConflict, "subject " + codecs.QuoteID(req.SubjectID) +
 				" is already enrolled elsewhere; a site change is POST /v1/subjects/{id}/transfer"}
 		}
 		now := g.now().UTC()
@@ -237,7 +237,7 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	g.answer(w, g.changeOwn(r.Context(), k, subject, req.StudyID, func(cur codecs.Enrolment) (codecs.Enrolment, *refusal) {
 		if !cur.Active() {
-			return cur, &refusal{http.StatusConflict, "subject " + httpauth.Quote(subject) + " is " + cur.Status + "; only an active subject can move"}
+			return cur, &refusal{http.StatusConflict, "subject " + codecs.QuoteID(subject) + " is " + cur.Status + "; only an active subject can move"}
 		}
 		if cur.SiteID == req.SiteID {
 			return cur, nil
@@ -267,7 +267,7 @@ func (g *Gateway) postWithdraw(w http.ResponseWriter, r *http.Request) {
 			return cur, nil
 		}
 		if !cur.Active() {
-			return cur, &refusal{http.StatusConflict, "subject " + httpauth.Quote(subject) + " is already " + cur.Status}
+			return cur, &refusal{http.StatusConflict, "subject " + codecs.QuoteID(subject) + " is already " + cur.Status}
 		}
 		now := g.now().UTC()
 		next := cur
@@ -331,7 +331,7 @@ func (g *Gateway) changeEnrolment(ctx context.Context, subject string,
 	case errors.Is(err, catalog.ErrBusy):
 		res.Status, res.Error = http.StatusConflict, errBusy
 	case errors.As(err, &fe):
-		res.Status, res.Error, res.Fields = http.StatusBadRequest, "invalid enrolment", problemOf2(fe)
+		res.Status, res.Error, res.Fields = http.StatusBadRequest, "invalid enrolment", fieldProblems(fe)
 	case err != nil:
 		g.log.Warn("enrolment not changed", "subject_id", subject, "err", err)
 		res.Status, res.Error = http.StatusServiceUnavailable, "the study registry (Redis lock, Kafka) did not take the change, so it is not made; retry"
@@ -373,7 +373,8 @@ func (g *Gateway) refuse(w http.ResponseWriter, ref *refusal) {
 	fail(w, ref.status, ref.msg)
 }
 
-func problemOf2(fe codecs.FieldErrors) []FieldProblem {
+// fieldProblems is the field list of a 400 for fe.
+func fieldProblems(fe codecs.FieldErrors) []FieldProblem {
 	_, p := problemOf(fe)
 	return p.Fields
 }

@@ -166,7 +166,7 @@ func (g *Gateway) Handler() http.Handler {
 	route("POST /v1/subjects/{id}/withdraw", g.guard.Require(apikeys.RoleOperate, g.postWithdraw))
 	route("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+httpauth.Quote(r.URL.Path)+"; see /openapi.json")
+		fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+codecs.QuoteID(r.URL.Path)+"; see /openapi.json")
 	})
 	return mux
 }

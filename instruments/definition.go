@@ -296,9 +296,9 @@ func (s *Set) Normalise(sub codecs.Submission, uses func(instrument string) bool
 		return nil, nil, nil // the envelope check reports it
 	case !ok:
 		return nil, nil, codecs.FieldErrors{{Path: "instrument", Reason: fmt.Sprintf("%s is not an instrument eprostream knows (known: %s)",
-			quote(sub.Instrument), strings.Join(s.Codes(), ", "))}}
+			codecs.QuoteID(sub.Instrument), strings.Join(s.Codes(), ", "))}}
 	case uses != nil && !uses(d.Code):
-		return nil, nil, codecs.FieldErrors{{Path: "instrument", Reason: fmt.Sprintf("%s is not an instrument of study %s", d.Code, quote(sub.StudyID))}}
+		return nil, nil, codecs.FieldErrors{{Path: "instrument", Reason: fmt.Sprintf("%s is not an instrument of study %s", d.Code, codecs.QuoteID(sub.StudyID))}}
 	}
 	var errs codecs.FieldErrors
 	items := make([]codecs.CleanItem, 0, len(sub.Items))
@@ -317,14 +317,7 @@ func (s *Set) Normalise(sub codecs.Submission, uses func(instrument string) bool
 func ItemError(i int, d *Definition, it codecs.Item, err error) codecs.FieldError {
 	if errors.Is(err, errUnknownItem) {
 		return codecs.FieldError{Path: fmt.Sprintf("items[%d].code", i),
-			Reason: fmt.Sprintf("%s is not an item of %s", quote(it.Code), d.Code)}
+			Reason: fmt.Sprintf("%s is not an item of %s", codecs.QuoteID(it.Code), d.Code)}
 	}
 	return codecs.FieldError{Path: fmt.Sprintf("items[%d].value", i), Reason: err.Error()}
-}
-
-func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return `"` + strings.ToValidUTF8(s, "?") + `"`
 }

@@ -1,7 +1,6 @@
 package views
 
 import (
-	"log/slog"
 	"net/http"
 	"slices"
 
@@ -10,14 +9,6 @@ import (
 
 // fail answers an error in the read side's format.
 func fail(w http.ResponseWriter, status int, msg string) { writeJSON(w, status, problem{Error: msg}) }
-
-// orDiscard is log, or a logger that discards when log is nil.
-func orDiscard(log *slog.Logger) *slog.Logger {
-	if log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return log
-}
 
 // readableStudies narrows studies to those k may read (all of them for a
 // key of every study).

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eprostream/eprostream/internal/httpauth"
+	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
 
@@ -66,7 +67,7 @@ func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	if cfg.RecheckEvery <= 0 {
 		cfg.RecheckEvery = time.Second
 	}
-	log := orDiscard(deps.Log)
+	log := logging.OrDiscard(deps.Log)
 	guard, err := httpauth.New(httpauth.Config{QueryToken: true}, httpauth.Deps{Keys: deps.Keys, Fail: fail, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("views: %w", err)

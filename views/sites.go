@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/internal/httpauth"
+	"github.com/eprostream/eprostream/internal/logging"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,7 +73,7 @@ func NewSites(cfg SitesConfig, deps SitesDeps) (*Sites, error) {
 	if cfg.Database == "" || deps.ClickHouse == nil || deps.Redis == nil {
 		return nil, errors.New("views: SitesConfig.Database, SitesDeps.ClickHouse and Redis are required")
 	}
-	conn, db, rdb, prefix, reg, log := deps.ClickHouse, cfg.Database, deps.Redis, cfg.RedisPrefix, deps.Registry, orDiscard(deps.Log)
+	conn, db, rdb, prefix, reg, log := deps.ClickHouse, cfg.Database, deps.Redis, cfg.RedisPrefix, deps.Registry, logging.OrDiscard(deps.Log)
 	s := &Sites{conn: conn, db: db, log: log}
 	var err error
 	s.dashboards, err = hotcache.New(rdb, prefix, hotcache.Config[[]SiteDashboard]{Name: "site_dashboards",

@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/logging"
 )
 
 // Hub follows epro-alerts and fans every alert out to the live
@@ -101,7 +102,7 @@ func NewHub(cfg HubConfig, deps HubDeps) (*Hub, error) {
 	if cfg.Topic == "" || deps.Client == nil {
 		return nil, errors.New("views: HubConfig.Topic and HubDeps.Client are required")
 	}
-	return &Hub{client: deps.Client, topic: cfg.Topic, log: orDiscard(deps.Log), cfg: cfg,
+	return &Hub{client: deps.Client, topic: cfg.Topic, log: logging.OrDiscard(deps.Log), cfg: cfg,
 		index: map[string]uint64{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/processors/subject"
 )
 
@@ -43,7 +44,7 @@ func NewSubjects(cfg SubjectsConfig, deps SubjectsDeps) (*Subjects, error) {
 	if cfg.Table == "" || cfg.StateDir == "" {
 		return nil, errors.New("views: SubjectsConfig.Table and StateDir are required")
 	}
-	all := append(kafkaconfig.ViewOptions(deps.Kafka, "eprostream-views", cfg.StateDir, orDiscard(deps.Log)), deps.Options...)
+	all := append(kafkaconfig.ViewOptions(deps.Kafka, "eprostream-views", cfg.StateDir, logging.OrDiscard(deps.Log)), deps.Options...)
 	v, err := goka.NewView(deps.Kafka.Brokers, goka.Table(cfg.Table), subject.StateCodec{}, all...)
 	if err != nil {
 		return nil, fmt.Errorf("views: %w", err)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/eprostream/eprostream/internal/logging"
 )
 
 // Config tunes a Deliverer; zero fields take the defaults.
@@ -88,9 +90,7 @@ func (d *Deps) setDefaults() error {
 	if d.Store == nil {
 		return errors.New("webhooks: deps: a Store is required")
 	}
-	if d.Log == nil {
-		d.Log = slog.New(slog.DiscardHandler)
-	}
+	d.Log = logging.OrDiscard(d.Log)
 	if d.HTTP == nil {
 		d.HTTP = &http.Client{
 			Transport: http.DefaultTransport.(*http.Transport).Clone(),

@@ -16,10 +16,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/logging"
 
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
@@ -63,9 +65,7 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if deps.Log == nil {
-		deps.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	deps.Log = logging.OrDiscard(deps.Log)
 	return &Guard{cfg: cfg, deps: deps}, nil
 }
 
@@ -157,13 +157,5 @@ func ScopeProblem(k apikeys.Key, study string) string {
 	if k.MayActFor(study) {
 		return ""
 	}
-	return "this API key may not act for study " + Quote(study)
-}
-
-// Quote shows a caller's own id back to it, shortened; ids are not PHI.
-func Quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return `"` + strings.ToValidUTF8(s, "?") + `"`
+	return "this API key may not act for study " + codecs.QuoteID(study)
 }

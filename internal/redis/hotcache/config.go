@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eprostream/eprostream/internal/logging"
 )
 
 // Config says what a Cache keeps and for how long. Name and Valid are
@@ -71,9 +73,7 @@ func (c *Config[T]) setDefaults() {
 	if c.RedisTimeout == 0 {
 		c.RedisTimeout = 250 * time.Millisecond
 	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
-	}
+	c.Log = logging.OrDiscard(c.Log)
 }
 
 // Validate says what is wrong with c (after defaults).

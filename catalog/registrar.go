@@ -14,6 +14,14 @@ import (
 // gateways, or a gateway and `eprostream enroll`, never write conflicting
 // revisions), it reads the current binding, lets the caller decide, and
 // writes the new revision (acks=all) where something changed.
+//
+// The current binding is the newer of the local roster's and the lock's
+// record (fencedlock), which every writer stores after Kafka acknowledged
+// the revision. So a decision never rests on a roster that has not yet
+// read another process's write: two gateways taking the first report of
+// one subject at different sites enrol it once, and the second is refused.
+// The limit: a writer whose lock expired (LockTTL, 10 s) between its Kafka
+// write and its record is not seen until the roster reads it.
 type Registrar struct {
 	Roster interface {
 		Enrolment(subject string) (codecs.Enrolment, bool, error)
@@ -49,7 +57,7 @@ func (r Registrar) Change(ctx context.Context, subject string,
 	if ttl <= 0 {
 		ttl = 10 * time.Second
 	}
-	lock, err := r.Locks.Obtain(ctx, "enrol:"+r.LockPrefix+subject, ttl)
+	lock, err := r.Locks.Obtain(ctx, r.lockName(subject), ttl)
 	if errors.Is(err, fencedlock.ErrHeld) {
 		return codecs.Enrolment{}, false, Conflict, ErrBusy
 	}
@@ -57,7 +65,7 @@ func (r Registrar) Change(ctx context.Context, subject string,
 		return codecs.Enrolment{}, false, Conflict, fmt.Errorf("catalog: registry lock: %w", err)
 	}
 	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
-	cur, found, err := r.Roster.Enrolment(subject)
+	cur, found, err := r.current(ctx, subject)
 	if err != nil {
 		return codecs.Enrolment{}, false, Conflict, err
 	}
@@ -72,7 +80,38 @@ func (r Registrar) Change(ctx context.Context, subject string,
 		return cur, found, Conflict, fmt.Errorf("catalog: write enrolment: %w", err)
 	}
 	r.Roster.Remember(next)
+	rec, _ := codecs.JSON[codecs.Enrolment]{}.Encode(next)
+	if err := lock.Store(ctx, rec); err != nil {
+		return next, found, Written, fmt.Errorf("catalog: enrolment written to Kafka but not recorded beside its lock: %w", err)
+	}
 	return next, found, Written, nil
+}
+
+func (r Registrar) lockName(subject string) string { return "enrol:" + r.LockPrefix + subject }
+
+// current is the subject's latest binding: the roster's, or the lock's
+// record when that is a newer revision.
+func (r Registrar) current(ctx context.Context, subject string) (codecs.Enrolment, bool, error) {
+	cur, found, err := r.Roster.Enrolment(subject)
+	if err != nil {
+		return codecs.Enrolment{}, false, err
+	}
+	raw, recorded, err := r.Locks.Load(ctx, r.lockName(subject))
+	if err != nil {
+		return codecs.Enrolment{}, false, fmt.Errorf("catalog: registry record: %w", err)
+	}
+	if !recorded {
+		return cur, found, nil
+	}
+	v, err := codecs.JSON[codecs.Enrolment]{}.Decode(raw)
+	if err != nil {
+		return codecs.Enrolment{}, false, fmt.Errorf("catalog: the registry record of %s is unreadable: %w", subject, err)
+	}
+	if rec := v.(codecs.Enrolment); !found || rec.Revision > cur.Revision {
+		r.Roster.Remember(rec)
+		return rec, true, nil
+	}
+	return cur, found, nil
 }
 
 // Enrol enrols e.SubjectID as e says unless it is enrolled already: exactly

@@ -240,8 +240,8 @@ func (g *Gateway) produceBatch(r *http.Request, items []*batchItem, results []It
 		if it == nil || it.dupOf >= 0 {
 			continue
 		}
-		if unenrolled[it.subject] {
-			results[i].Status, results[i].Error = http.StatusServiceUnavailable, "Kafka did not acknowledge the subject's enrolment; retry this submission with the same message_id"
+		if ref, ok := unenrolled[it.subject]; ok {
+			results[i].Status, results[i].Error = ref.status, ref.msg
 			failed = append(failed, it.claim)
 			continue
 		}
@@ -281,22 +281,26 @@ func (g *Gateway) produceBatch(r *http.Request, items []*batchItem, results []It
 }
 
 // enrolBatch writes the first-report enrolments the items to be sent need,
-// once per subject; it returns the subjects whose enrolment Kafka did not
-// take (their items are not sent).
-func (g *Gateway) enrolBatch(r *http.Request, items []*batchItem) map[string]bool {
-	var failed map[string]bool
+// once per subject; it returns, per subject whose enrolment was not written,
+// the answer its items get instead (they are not sent).
+func (g *Gateway) enrolBatch(r *http.Request, items []*batchItem) map[string]refusal {
+	var failed map[string]refusal
 	written := map[string]bool{}
 	for _, it := range items {
 		if it == nil || it.dupOf >= 0 || it.enrol == nil || written[it.subject] {
 			continue
 		}
 		written[it.subject] = true
-		if err := g.writeEnrolments(r.Context(), []codecs.Enrolment{*it.enrol}); err != nil {
-			g.log.Warn("first-report enrolment not acknowledged by Kafka", "subject_id", it.subject, "err", err)
+		ref, err := g.enrolFirstReport(r.Context(), *it.enrol)
+		if err != nil {
+			g.log.Warn("first-report enrolment not written", "subject_id", it.subject, "err", err)
+			ref = &refusal{http.StatusServiceUnavailable, "the subject's enrolment was not written (Kafka or the registry lock did not take it); retry this submission with the same message_id"}
+		}
+		if ref != nil {
 			if failed == nil {
-				failed = map[string]bool{}
+				failed = map[string]refusal{}
 			}
-			failed[it.subject] = true
+			failed[it.subject] = *ref
 		}
 	}
 	return failed

@@ -77,19 +77,28 @@ func (g *Gateway) bind(s codecs.Submission, pending map[string]codecs.Enrolment)
 		Status: codecs.EnrolmentActive, EnrolledAt: now, Revision: 1, By: "first-report", At: now}, nil
 }
 
-// writeEnrolments stores enrolments (acks=all) and makes them visible to
-// this process at once.
-func (g *Gateway) writeEnrolments(ctx context.Context, es []codecs.Enrolment) error {
+// enrolFirstReport writes a first report's enrolment through the registrar,
+// under the subject's registry lock: when another request (on any gateway)
+// enrolled the subject since bind looked, at another study or site, or is
+// enrolling it now, the submission is refused instead. err is an outage.
+func (g *Gateway) enrolFirstReport(ctx context.Context, e codecs.Enrolment) (*refusal, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.KafkaTimeout)
 	defer cancel()
-	for _, e := range es {
-		if err := g.deps.Enrolments.Emit(ctx, e); err != nil {
-			return err
-		}
-		g.deps.Roster.Remember(e)
+	outcome, err := g.registrar.Enrol(ctx, e)
+	switch {
+	case errors.Is(err, catalog.ErrBusy):
+		return &refusal{http.StatusConflict, "subject " + codecs.QuoteID(e.SubjectID) +
+			" is being enrolled by another request right now; retry with the same message_id"}, nil
+	case err != nil:
+		return nil, err
+	case outcome == catalog.Conflict:
+		return &refusal{http.StatusConflict, "subject " + codecs.QuoteID(e.SubjectID) +
+			" was enrolled by another request meanwhile, not in study " + codecs.QuoteID(e.StudyID) + " at site " +
+			codecs.QuoteID(e.SiteID) + "; its enrolment decides, so this submission is not accepted"}, nil
+	case outcome == catalog.Written:
 		g.log.Info("subject enrolled", "enrolment", e, "by", e.By)
 	}
-	return nil
+	return nil, nil
 }
 
 // EnrolRequest is one subject of POST /v1/subjects.

@@ -106,7 +106,8 @@ func TestFaultKafkaStopped(t *testing.T) {
 
 // With Redis stopped, ingest goes on: a key seen before is trusted, the
 // limit falls back to this instance's share (half of 20/s), and an unseen
-// key gets 503, not 401. With Redis back the shared limit applies again.
+// key gets 503, not 401, as does the first report of a new subject (its
+// enrolment needs the registry lock). With Redis back the shared limit applies again.
 func TestFaultRedisStopped(t *testing.T) {
 	redis.SetLogger(quietRedis{})
 	f := newFixture(t, func(f *fixture, _ *gateway.Config, d *gateway.Deps) {
@@ -116,6 +117,9 @@ func TestFaultRedisStopped(t *testing.T) {
 		return f.do(request{path: "/v1/submissions", token: token, contentType: "application/json", body: native(id, nil)})
 	}
 	if r := post(f.submit, "r-0"); r.status != http.StatusAccepted {
+		t.Fatalf("before the stop: %d %s", r.status, r.body)
+	}
+	if r := post(f.all, "r-all-0"); r.status != http.StatusAccepted { // a second key, seen before the stop
 		t.Fatalf("before the stop: %d %s", r.status, r.body)
 	}
 	unseen := f.key("ONC-301", "submit")
@@ -147,6 +151,11 @@ func TestFaultRedisStopped(t *testing.T) {
 	if r := post(unseen, "r-unseen"); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("unseen key with Redis down: %d %s", r.status, r.body)
 	}
+	// A first report needs the registry lock: refused, not enrolled blind.
+	if r := f.do(request{path: "/v1/submissions", token: f.all, contentType: "application/json",
+		body: native("r-new-subject", map[string]any{"subject_id": "ONC-301-012-0900"})}); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("first report of a new subject with Redis down: %d %s, want 503", r.status, r.body)
+	}
 	stackCtl(t, "up", "redis")
 	restarted = true
 	time.Sleep(1100 * time.Millisecond)
@@ -154,7 +163,7 @@ func TestFaultRedisStopped(t *testing.T) {
 	if r.status != http.StatusAccepted || r.header.Get("RateLimit-Limit") != "20" {
 		t.Fatalf("after Redis is back: %d %v %s", r.status, r.header, r.body)
 	}
-	if n := f.records(f.names.Submissions); n != int64(accepted+2) {
-		t.Fatalf("%d records, want %d", n, accepted+2)
+	if n := f.records(f.names.Submissions); n != int64(accepted+3) {
+		t.Fatalf("%d records, want %d", n, accepted+3)
 	}
 }

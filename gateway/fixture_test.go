@@ -64,6 +64,8 @@ type fixture struct {
 	router    routers.Router
 	catalogue *catalog.Catalogue // the gateway's
 	roster    *catalog.Roster
+	gcfg      gateway.Config
+	deps      gateway.Deps
 
 	submit, operate, all, other string // tokens: ONC-301 submit, ONC-301 operate, * submit, CAR-200 submit
 }
@@ -109,7 +111,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	for _, o := range opts {
 		o(f, &gcfg, &deps)
 	}
-	f.producer, f.catalogue = deps.Producer, gcfg.Catalogue
+	f.producer, f.catalogue, f.gcfg, f.deps = deps.Producer, gcfg.Catalogue, gcfg, deps
 	if f.gw, err = gateway.New(gcfg, deps); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +123,22 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	f.other = f.key("CAR-200", apikeys.RoleSubmit)
 	f.router = openAPIRouter(t)
 	return f
+}
+
+// twin is a second gateway process on the same Kafka topics and Redis,
+// reading the roster through wrap; it answers on its own server.
+func (f *fixture) twin(wrap func(gateway.Roster) gateway.Roster) *fixture {
+	f.t.Helper()
+	deps := f.deps
+	deps.Roster = wrap(deps.Roster)
+	gw, err := gateway.New(f.gcfg, deps)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	t := *f
+	t.gw, t.srv, t.deps = gw, httptest.NewServer(gw.Handler()), deps
+	f.t.Cleanup(t.srv.Close)
+	return &t
 }
 
 func (f *fixture) key(study, role string) string {

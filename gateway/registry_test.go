@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/gateway"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/testenv"
 )
@@ -267,5 +269,67 @@ func TestBatchItemWithAReusedIDAndAnotherBodyIsRefused(t *testing.T) {
 	}
 	if n := f.records(f.names.Submissions) - before; n != 1 {
 		t.Fatalf("%d records sent, want 1", n)
+	}
+}
+
+// blindRoster is a roster that has not yet read some subjects' enrolments
+// (a second gateway whose view lags the first one's write).
+type blindRoster struct {
+	gateway.Roster
+	hide map[string]bool
+}
+
+func (b blindRoster) Enrolment(subject string) (codecs.Enrolment, bool, error) {
+	if b.hide[subject] {
+		return codecs.Enrolment{}, false, nil
+	}
+	return b.Roster.Enrolment(subject)
+}
+
+func (b blindRoster) Remember(codecs.Enrolment) {}
+
+// Two gateways take the first report of one subject from different sites;
+// the second one's roster has not read the first one's enrolment. The
+// subject is enrolled once, at the first site: the second report is
+// refused, single or in a batch, and the binding stays as it was.
+func TestFirstReportsOnTwoGatewaysEnrolTheSubjectOnce(t *testing.T) {
+	f := newFixture(t)
+	const s = "ONC-301-012-0777"
+	second := f.twin(func(r gateway.Roster) gateway.Roster { return blindRoster{r, map[string]bool{s: true}} })
+	if r := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json",
+		body: submission("race-1", "ONC-301", "SITE-012", s)}); r.status != 202 {
+		t.Fatalf("first report on the first gateway: %d %s", r.status, r.body)
+	}
+	if _, found, _ := second.deps.Roster.Enrolment(s); found {
+		t.Fatal("the second gateway's roster sees the enrolment: the race is not set up")
+	}
+	r := second.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json",
+		body: submission("race-2", "ONC-301", "SITE-001", s)})
+	if r.status != 409 || !strings.Contains(r.problem().Error, "was enrolled by another request meanwhile") {
+		t.Fatalf("first report from another site on the second gateway: %d %s, want 409", r.status, r.body)
+	}
+	r = second.do(request{path: "/v1/submissions:batch", token: f.submit, contentType: "application/json",
+		body: []byte(`{"submissions":[` + string(submission("race-3", "ONC-301", "SITE-001", s)) + `]}`)})
+	if !strings.Contains(string(r.body), `"status":409`) {
+		t.Fatalf("the same in a batch: %d %s, want the item refused with 409", r.status, r.body)
+	}
+	// The same site as the binding is accepted by the second gateway too.
+	if r := second.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json",
+		body: submission("race-4", "ONC-301", "SITE-012", s)}); r.status != 202 {
+		t.Fatalf("a report from the bound site on the second gateway: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, found, err := f.roster.Enrolment(s)
+		if err == nil && found && e.Revision == 1 && e.SiteID == "SITE-012" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("enrolment %+v (found %v, err %v), want revision 1 at SITE-012", e, found, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(f.readAll(f.names.Enrolments)); n != 1 {
+		t.Fatalf("%d enrolment records, want 1", n)
 	}
 }

@@ -138,9 +138,16 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if enrol != nil {
-		if err := g.writeEnrolments(r.Context(), []codecs.Enrolment{*enrol}); err != nil {
+		ref, err := g.enrolFirstReport(r.Context(), *enrol)
+		if ref != nil || err != nil {
 			g.abandon(r, claim)
+		}
+		switch {
+		case err != nil:
 			g.unavailable(w, err)
+			return
+		case ref != nil:
+			g.refuse(w, ref)
 			return
 		}
 	}

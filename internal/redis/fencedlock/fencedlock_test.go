@@ -57,3 +57,42 @@ func TestFencesGrowAcrossHolders(t *testing.T) {
 		t.Fatalf("lock TTL %v, want one", ttl)
 	}
 }
+
+// The record a lock guards is what its last holder stored; a holder whose
+// lock expired and was taken by another cannot overwrite the newer record.
+func TestARecordIsNotOverwrittenByAnEarlierHolder(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	l := fencedlock.New(rdb, prefix)
+	ctx := context.Background()
+
+	if _, found, err := l.Load(ctx, "enrol:S1"); err != nil || found {
+		t.Fatalf("record before any store: found %v, err %v", found, err)
+	}
+	a, err := l.Obtain(ctx, "enrol:S1", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store(ctx, []byte("a1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store(ctx, []byte("a2")); err != nil { // the same holder may store again
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // a stalls past its TTL
+	b, err := l.Obtain(ctx, "enrol:S1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := l.Load(ctx, "enrol:S1"); err != nil || !found || string(v) != "a2" {
+		t.Fatalf("b reads %q (found %v, err %v), want a's last record a2", v, found, err)
+	}
+	if err := b.Store(ctx, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store(ctx, []byte("a3")); !errors.Is(err, fencedlock.ErrStale) {
+		t.Fatalf("store by the expired holder: %v, want ErrStale", err)
+	}
+	if v, _, _ := l.Load(ctx, "enrol:S1"); string(v) != "b" {
+		t.Fatalf("record %q after the stale store, want b", v)
+	}
+}

@@ -56,6 +56,26 @@ type Evidence struct {
 
 func (a Alert) wireVersion() int { return a.V }
 
+// AlertOwner is the record of epro-alert-index (key alert_id, compacted):
+// whose alert an id is. The subject group writes one with every alert it
+// emits; the gateway reads the index to check that an acknowledgement names
+// the alert's own subject and study. It carries no evidence.
+type AlertOwner struct {
+	V         int       `json:"v"`
+	AlertID   string    `json:"alert_id"`
+	StudyID   string    `json:"study_id"`
+	SiteID    string    `json:"site_id"`
+	SubjectID string    `json:"subject_id"`
+	RaisedAt  time.Time `json:"raised_at"`
+}
+
+func (o AlertOwner) wireVersion() int { return o.V }
+
+// Owner returns a's index record.
+func (a Alert) Owner() AlertOwner {
+	return AlertOwner{V: WireVersion, AlertID: a.AlertID, StudyID: a.StudyID, SiteID: a.SiteID, SubjectID: a.SubjectID, RaisedAt: a.RaisedAt}
+}
+
 // AlertID derives an alert's id from its evidence: the same rule, version,
 // subject, triggering record and severity always give the same id, so a
 // replayed alert is recognisable downstream.

@@ -85,6 +85,17 @@ func (g *Gateway) enrolFirstReport(ctx context.Context, e codecs.Enrolment) (*re
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.KafkaTimeout)
 	defer cancel()
 	outcome, err := g.registrar.Enrol(ctx, e)
+	// Concurrent first reports of one subject (an app's burst) wait for the
+	// holder's single Kafka write, then find the subject enrolled.
+	for wait := 2 * time.Millisecond; errors.Is(err, catalog.ErrBusy); wait = min(2*wait, 50*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			outcome, err = g.registrar.Enrol(ctx, e)
+			continue
+		}
+		break
+	}
 	switch {
 	case errors.Is(err, catalog.ErrBusy):
 		return &refusal{http.StatusConflict, "subject " + codecs.QuoteID(e.SubjectID) +

@@ -21,11 +21,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eprostream/eprostream/catalog"
+	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/gateway"
 	"github.com/eprostream/eprostream/internal/config"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/keyview"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/fencedlock"
@@ -64,6 +66,7 @@ type fixture struct {
 	router    routers.Router
 	catalogue *catalog.Catalogue // the gateway's
 	roster    *catalog.Roster
+	alerts    *keyview.View[codecs.AlertOwner]
 	gcfg      gateway.Config
 	deps      gateway.Deps
 
@@ -91,6 +94,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	}
 	t.Cleanup(func() { _ = subs.Close(); _ = cmds.Close(); _ = enrols.Close() })
 	f.roster = startRoster(t, f.cfg, "gateway-test")
+	f.alerts = startAlertIndex(t, f.cfg)
 	cat, err := catalog.Parse([]byte(studies))
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +111,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	gcfg := gateway.Config{Addr: "127.0.0.1:0", MaxBatch: 50, KafkaTimeout: 3 * time.Second, Catalogue: cat,
 		TopicPrefix: f.cfg.TopicPrefix, LockTTL: 5 * time.Second}
 	deps := gateway.Deps{Keys: f.keys, Limiter: limiter, Idempotency: idempotency.New(fast, f.prefix), Locks: f.locks,
-		Producer: subs, Commands: cmds, Roster: f.roster, Enrolments: enrols, Log: quiet}
+		Producer: subs, Commands: cmds, Roster: f.roster, Enrolments: enrols, Alerts: f.alerts, Log: quiet}
 	for _, o := range opts {
 		o(f, &gcfg, &deps)
 	}
@@ -345,6 +349,56 @@ func startRoster(t *testing.T, cfg config.Config, client string) *catalog.Roster
 		time.Sleep(20 * time.Millisecond)
 	}
 	return r
+}
+
+// startAlertIndex runs a local copy of the test's alert index until the
+// test ends, and returns once it has caught up.
+func startAlertIndex(t *testing.T, cfg config.Config) *keyview.View[codecs.AlertOwner] {
+	t.Helper()
+	v, err := keyview.New[codecs.AlertOwner](keyview.Config{Topic: topics.NewNames(cfg.TopicPrefix).AlertIndex, StateDir: t.TempDir(),
+		ClientID: "gateway-test-alerts"}, keyview.Deps{Kafka: cfg.Kafka(), Log: quiet}, codecs.JSON[codecs.AlertOwner]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(30 * time.Second)
+	for !v.Recovered() {
+		if time.Now().After(deadline) {
+			t.Fatal("the alert index did not catch up within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return v
+}
+
+// raised writes alert's index record, as the subject group does when it
+// raises the alert, and waits until the gateway's copy has it.
+func (f *fixture) raised(alert, study, site, subject string) {
+	f.t.Helper()
+	producer, err := sarama.NewSyncProducer(f.cfg.KafkaBrokers, kafkaconfig.Sarama("gateway-test-alerts", f.cfg.DialTimeout))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer producer.Close()
+	v, _ := codecs.JSON[codecs.AlertOwner]{}.Encode(codecs.AlertOwner{V: codecs.WireVersion, AlertID: alert, StudyID: study,
+		SiteID: site, SubjectID: subject, RaisedAt: time.Now().UTC()})
+	if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: f.names.AlertIndex, Key: sarama.StringEncoder(alert),
+		Value: sarama.ByteEncoder(v)}); err != nil {
+		f.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, found, _ := f.alerts.Get(alert); found {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the alert index did not get %s within 10 s", alert)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // enrol enrols subject through the API, as an operator of study would.

@@ -102,9 +102,12 @@ type Deps struct {
 	// enrolments are written through Enrolments.
 	Roster     Roster
 	Enrolments EnrolmentSender
-	Log        *slog.Logger
-	Registry   prometheus.Registerer
-	Now        func() time.Time
+	// Alerts is the alert index (epro-alert-index, written by the subject
+	// group): an acknowledgement must name its alert's own subject.
+	Alerts   AlertIndex
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+	Now      func() time.Time
 }
 
 // Gateway serves the ingest API. Handler is safe for concurrent use.
@@ -127,8 +130,8 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Keys == nil || deps.Locks == nil || deps.Producer == nil || deps.Commands == nil || deps.Roster == nil || deps.Enrolments == nil {
-		return nil, errors.New("gateway: Keys, Locks, Producer, Commands, Roster and Enrolments are required")
+	if deps.Keys == nil || deps.Locks == nil || deps.Producer == nil || deps.Commands == nil || deps.Roster == nil || deps.Enrolments == nil || deps.Alerts == nil {
+		return nil, errors.New("gateway: Keys, Locks, Producer, Commands, Roster, Enrolments and Alerts are required")
 	}
 	deps.Log = logging.OrDiscard(deps.Log)
 	now := deps.Now

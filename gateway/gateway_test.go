@@ -227,6 +227,7 @@ func TestPlanAdjustmentUnderLock(t *testing.T) {
 func TestAcknowledgeAlert(t *testing.T) {
 	f := newFixture(t)
 	f.enrol("ONC-301-012-0042", "ONC-301", "SITE-012")
+	f.raised("al-42", "ONC-301", "SITE-012", "ONC-301-012-0042")
 	for range 2 { // twice: the same command id, so the subject group applies it once
 		r := f.do(request{path: "/v1/alerts/al-42/ack", token: f.operate, contentType: "application/json",
 			body: []byte(`{"study_id":"ONC-301","subject_id":"ONC-301-012-0042"}`)})

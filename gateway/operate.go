@@ -140,9 +140,36 @@ func (g *Gateway) postAck(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, ref)
 		return
 	}
+	if ref := g.ownAlert(alert, req.SubjectID, req.StudyID); ref != nil {
+		g.refuse(w, ref)
+		return
+	}
 	cmd := codecs.Command{V: codecs.WireVersion, CommandID: "ack:" + alert, Kind: codecs.CommandAlertAcknowledged,
 		StudyID: req.StudyID, SubjectID: req.SubjectID, At: g.now().UTC(), AlertID: alert, By: k.ID}
 	g.sendCommand(w, r, cmd)
+}
+
+// AlertIndex answers whose alert an id is, from a local copy of
+// epro-alert-index; keyview.View[codecs.AlertOwner] is one.
+type AlertIndex interface {
+	Get(alertID string) (codecs.AlertOwner, bool, error)
+}
+
+// ownAlert checks that alert was raised for subject of study. An alert is
+// in the index once the subject group emitted it (the index is written with
+// the alert), so a nurse who saw it on the dashboard finds it there; one
+// raised in the last moments may be refused, and a retry succeeds.
+func (g *Gateway) ownAlert(alert, subject, study string) *refusal {
+	o, found, err := g.deps.Alerts.Get(alert)
+	switch {
+	case err != nil:
+		g.log.Warn("alert index unreadable", "err", err)
+		return &refusal{http.StatusServiceUnavailable, "the alert index cannot be read right now; retry"}
+	case !found || o.SubjectID != subject || o.StudyID != study:
+		return &refusal{http.StatusNotFound, "alert " + codecs.QuoteID(alert) + " is not an alert of subject " + codecs.QuoteID(subject) +
+			" (an alert raised in the last second may not be known yet; retry)"}
+	}
+	return nil
 }
 
 func (g *Gateway) sendCommand(w http.ResponseWriter, r *http.Request, cmd codecs.Command) {

@@ -52,7 +52,7 @@ func TestCrossStudyIsRefusedOnEveryEndpoint(t *testing.T) {
 		{"FHIR", request{path: "/v1/submissions", token: f.submit, contentType: "application/fhir+json", body: []byte(qr)}, 422},
 		{"plan adjustment", request{path: "/v1/subjects/" + victim + "/plan", token: f.operate, contentType: "application/json",
 			body: []byte(`{"study_id":"ONC-301","plan":{"drug":"x","dose_mg":1}}`)}, 404},
-		{"acknowledgement", request{path: "/v1/alerts/al-1/ack", token: f.operate, contentType: "application/json",
+		{"acknowledgement", request{path: "/v1/alerts/al-victim/ack", token: f.operate, contentType: "application/json",
 			body: []byte(`{"study_id":"ONC-301","subject_id":"` + victim + `"}`)}, 404},
 		{"enrolment", request{path: "/v1/subjects", token: f.operate, contentType: "application/json",
 			body: []byte(`{"subject_id":"` + victim + `","study_id":"ONC-301","site_id":"SITE-001"}`)}, 409},
@@ -331,5 +331,45 @@ func TestFirstReportsOnTwoGatewaysEnrolTheSubjectOnce(t *testing.T) {
 	}
 	if n := len(f.readAll(f.names.Enrolments)); n != 1 {
 		t.Fatalf("%d enrolment records, want 1", n)
+	}
+}
+
+// An acknowledgement must name the alert's own subject (and so its study):
+// an operator of one study cannot acknowledge another subject's alert, nor
+// another study's, by naming a subject of her own.
+func TestAcknowledgementNamesTheAlertsOwnSubject(t *testing.T) {
+	f := newFixture(t)
+	const mine, neighbour, victim = "ONC-301-012-0051", "ONC-301-012-0052", "CAR-200-001-0051"
+	f.enrol(mine, "ONC-301", "SITE-012")
+	f.enrol(neighbour, "ONC-301", "SITE-012")
+	f.enrol(victim, "CAR-200", "SITE-001")
+	f.raised("al-neighbour", "ONC-301", "SITE-012", neighbour)
+	f.raised("al-victim", "CAR-200", "SITE-001", victim)
+	before := f.records(f.names.Commands)
+	ack := func(alert, subject string) reply {
+		return f.do(request{path: "/v1/alerts/" + alert + "/ack", token: f.operate, contentType: "application/json",
+			body: []byte(`{"study_id":"ONC-301","subject_id":"` + subject + `"}`)})
+	}
+	for _, c := range []struct{ name, alert string }{
+		{"another subject's alert", "al-neighbour"},
+		{"another study's alert", "al-victim"},
+		{"an alert nobody raised", "al-none"},
+	} {
+		r := ack(c.alert, mine)
+		if r.status != http.StatusNotFound || !strings.Contains(r.problem().Error, "is not an alert of subject") {
+			t.Errorf("%s: %d %s, want 404", c.name, r.status, r.body)
+		}
+		if strings.Contains(string(r.body), "CAR-200") {
+			t.Errorf("%s: the refusal names the other study: %s", c.name, r.body)
+		}
+	}
+	if after := f.records(f.names.Commands); after != before {
+		t.Fatalf("refused acknowledgements reached Kafka: %d commands, was %d", after, before)
+	}
+	if r := ack("al-neighbour", neighbour); r.status != http.StatusAccepted {
+		t.Fatalf("the alert's own subject: %d %s", r.status, r.body)
+	}
+	if after := f.records(f.names.Commands); after != before+1 {
+		t.Fatalf("%d commands after the accepted acknowledgement, want %d", after, before+1)
 	}
 }

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/consumerlag"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/loadgen"
+	"github.com/eprostream/eprostream/processors/warehouse"
 )
 
 // trial returns total records of a synthetic trial of subjects subjects.
@@ -54,6 +56,7 @@ func verify(t *testing.T, s *stack, records []loadgen.Record) {
 
 	keys, _ := s.alerts()
 	diff(t, "alert", o.alerts, keys)
+	checkAlertIndex(t, s)
 
 	table := s.table()
 	if len(table) != len(o.subjects) {
@@ -77,14 +80,36 @@ func verify(t *testing.T, s *stack, records []loadgen.Record) {
 		t.Errorf("%d subjects' states differ from the oracle", bad)
 	}
 
-	dead := map[string]int{}
-	for _, m := range s.readAll(s.names.DLQ) {
+	// A dead letter is its source record: a group that restarted before
+	// committing can put one on epro-dlq twice, with the same source.
+	dead, copies := map[string]int{}, 0
+	for _, m := range deadLetters(s.readAll(s.names.DLQ)) {
 		dead[string(m.Value)]++
 	}
 	if fmt.Sprint(dead) != fmt.Sprint(malformed) {
-		t.Errorf("DLQ holds %d records, want exactly the %d malformed ones", total(dead), total(malformed))
+		t.Errorf("DLQ holds %d dead letters, want exactly the %d malformed records", total(dead), total(malformed))
+	}
+	if copies = len(s.readAll(s.names.DLQ)) - total(dead); copies > 0 {
+		t.Logf("%d dead letters are on epro-dlq twice (same source record)", copies)
 	}
 	t.Logf("%d records: %d subjects, %d alerts, %d dead-lettered", len(records), len(o.subjects), len(o.alerts), total(malformed))
+}
+
+// deadLetters returns epro-dlq's records by dead-letter id (their source
+// record), the first copy of each.
+func deadLetters(msgs []*sarama.ConsumerMessage) map[string]*sarama.ConsumerMessage {
+	out := map[string]*sarama.ConsumerMessage{}
+	for _, m := range msgs {
+		h := goka.Headers{}
+		for _, rh := range m.Headers {
+			h[string(rh.Key)] = rh.Value
+		}
+		id := warehouse.DeadLetterID(m.Topic, m.Partition, m.Offset, h)
+		if _, ok := out[id]; !ok {
+			out[id] = m
+		}
+	}
+	return out
 }
 
 func total(m map[string]int) (n int) {
@@ -192,4 +217,35 @@ func written(t *testing.T, client sarama.Client, topic string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// checkAlertIndex checks that every alert on epro-alerts has its owner on
+// epro-alert-index (the gateway's check of acknowledgements reads it).
+func checkAlertIndex(t *testing.T, s *stack) {
+	t.Helper()
+	owners := map[string]codecs.AlertOwner{}
+	for _, m := range s.readAll(s.names.AlertIndex) {
+		v, err := codecs.JSON[codecs.AlertOwner]{}.Decode(m.Value)
+		if err != nil {
+			t.Fatalf("undecodable alert index record: %v", err)
+		}
+		owners[string(m.Key)] = v.(codecs.AlertOwner)
+	}
+	alerts := s.readAll(s.names.Alerts)
+	if len(alerts) == 0 {
+		t.Fatal("no alerts on epro-alerts: nothing to check the index against")
+	}
+	bad := 0
+	for _, m := range alerts {
+		v, _ := codecs.JSON[codecs.Alert]{}.Decode(m.Value)
+		a := v.(codecs.Alert)
+		if o, ok := owners[a.AlertID]; !ok || o.SubjectID != a.SubjectID || o.StudyID != a.StudyID || o.SiteID != a.SiteID {
+			if bad++; bad <= 3 {
+				t.Errorf("alert %s of %s: index record %+v (found %v)", a.AlertID, a.SubjectID, o, ok)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d alerts without their owner on epro-alert-index", bad)
+	}
 }

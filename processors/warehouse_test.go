@@ -59,9 +59,9 @@ func verifyWarehouse(t *testing.T, s *stack, records []loadgen.Record) {
 	if missing > 0 {
 		t.Errorf("an alert id of epro-alerts is not in ClickHouse")
 	}
-	dead := len(s.readAll(s.names.DLQ))
+	dead := len(deadLetters(s.readAll(s.names.DLQ)))
 	if n := s.count("SELECT count() FROM {db}.dlq_events"); n != uint64(dead) {
-		t.Errorf("dlq_events: count() = %d, want the %d records of epro-dlq", n, dead)
+		t.Errorf("dlq_events: count() = %d, want the %d dead letters of epro-dlq (one per source record)", n, dead)
 	}
 	t.Logf("warehouse: %d submissions, %d alerts, %d dead letters", len(ids), len(alertIDs), dead)
 }
@@ -184,4 +184,58 @@ func TestWarehouseKeepsTheOperatorsAuditTrail(t *testing.T) {
 		t.Fatalf("plan rows: %d", n)
 	}
 	p.stop(t)
+}
+
+// A record dead-lettered twice (its group restarted before committing) is
+// one dead letter: dlq_events keeps one row per source record, in separate
+// inserts and in one; records without source headers are told apart by
+// their place on epro-dlq.
+func TestWarehouseStoresADeadLetterOnce(t *testing.T) {
+	s := newStack(t, 1)
+	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	send := func(offset int64, headers bool) {
+		m := &sarama.ProducerMessage{Topic: s.names.DLQ, Key: sarama.StringEncoder("ONC-301-001-0001"), Value: sarama.ByteEncoder(`{"bad"`)}
+		if headers {
+			for k, v := range dlq.Headers(dlq.ClassDecode, "not a JSON object", "intake", s.names.Submissions, 0, offset, time.Now()) {
+				m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(k), Value: v})
+			}
+		}
+		if _, _, err := producer.SendMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(7, true)
+	waitCount(t, s, p, "SELECT count() FROM {db}.dlq_events", 1)
+	send(7, true)  // again, in a later insert
+	send(8, true)  // another record
+	send(8, true)  // and its copy in the same insert
+	send(0, false) // two records without source headers: two dead letters
+	send(0, false)
+	s.waitGroups(time.Minute, map[string][]string{"warehouse": {s.names.DLQ}}, p)
+	if n := len(s.readAll(s.names.DLQ)); n != 6 {
+		t.Fatalf("epro-dlq holds %d records, want the 6 sent", n)
+	}
+	if n := s.count("SELECT count() FROM {db}.dlq_events"); n != 4 {
+		t.Fatalf("dlq_events: %d rows, want 4 (source offsets 7 and 8 once each, two without headers)", n)
+	}
+	if n := s.count("SELECT toUInt64(uniqExact(dead_letter_id)) FROM {db}.dlq_events"); n != 4 {
+		t.Fatalf("dlq_events: %d distinct dead_letter_ids, want 4", n)
+	}
+	p.stop(t)
+}
+
+func waitCount(t *testing.T, s *stack, p *proc, query string, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for s.count(query) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d, want %d; log:\n%s", query, s.count(query), want, tail(p.log))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

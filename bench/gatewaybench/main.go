@@ -31,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eprostream/eprostream/catalog"
+	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/gateway"
 	"github.com/eprostream/eprostream/internal/config"
@@ -190,7 +191,7 @@ func (e *env) cleanRedis() {
 
 func (e *env) gateway(m mode) (*gateway.Gateway, error) {
 	deps := gateway.Deps{Keys: apikeys.NewStore(e.rdb, e.prefix), Locks: fencedlock.New(e.rdb, e.prefix),
-		Producer: e.subs, Commands: e.cmds, Roster: e.roster, Enrolments: e.enrols, Log: e.log}
+		Producer: e.subs, Commands: e.cmds, Roster: e.roster, Enrolments: e.enrols, Alerts: noAlerts{}, Log: e.log}
 	if m != redisOff {
 		lim, err := ratelimit.New(e.rdb, e.prefix, ratelimit.Config{PerKey: 10_000_000, Overall: 10_000_000})
 		if err != nil {
@@ -200,6 +201,11 @@ func (e *env) gateway(m mode) (*gateway.Gateway, error) {
 	}
 	return gateway.New(gateway.Config{Addr: "127.0.0.1:0", MaxBatch: 10_000, NoCoalesce: m == redisPerRequest}, deps)
 }
+
+// noAlerts is an empty alert index: the benchmark sends no acknowledgements.
+type noAlerts struct{}
+
+func (noAlerts) Get(string) (codecs.AlertOwner, bool, error) { return codecs.AlertOwner{}, false, nil }
 
 var seq atomic.Int64
 

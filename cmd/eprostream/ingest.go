@@ -13,6 +13,7 @@ import (
 	"github.com/eprostream/eprostream/gateway"
 	"github.com/eprostream/eprostream/internal/admin"
 	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/keyview"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/fencedlock"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
@@ -102,7 +103,13 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 		_, _, _ = subs.Close(), cmds.Close(), enrols.Close()
 		return nil, err
 	}
-	deps.Producer, deps.Commands, deps.Roster, deps.Enrolments = subs, cmds, roster, enrols
+	alerts, alertsDir, err := newAlertIndex(a)
+	if err != nil {
+		_, _, _ = subs.Close(), cmds.Close(), enrols.Close()
+		_ = os.RemoveAll(rosterDir)
+		return nil, err
+	}
+	deps.Producer, deps.Commands, deps.Roster, deps.Enrolments, deps.Alerts = subs, cmds, roster, enrols, alerts
 	gw, err := gateway.New(f.gw, deps)
 	if err != nil {
 		return nil, err
@@ -110,9 +117,11 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 	return func(ctx context.Context) error {
 		defer rdb.Close()
 		defer os.RemoveAll(rosterDir)
+		defer os.RemoveAll(alertsDir)
 		defer enrols.Close()
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return roster.Run(gctx) })
+		g.Go(func() error { return alerts.Run(gctx) })
 		g.Go(func() error {
 			// Until the roster has caught up, registry-dependent requests
 			// answer 503 and /readyz says not ready.
@@ -138,6 +147,12 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 				{Name: "registry", Run: func(context.Context) error {
 					if !roster.Recovered() {
 						return catalog.ErrRosterLoading
+					}
+					return nil
+				}},
+				{Name: "alert index", Run: func(context.Context) error {
+					if !alerts.Recovered() {
+						return keyview.ErrLoading
 					}
 					return nil
 				}}}

@@ -25,6 +25,7 @@ import (
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 	"github.com/eprostream/eprostream/internal/kafka/tablestore"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/supervise"
 	"github.com/eprostream/eprostream/processors/intake"
 	"github.com/eprostream/eprostream/processors/subject"
 	"github.com/eprostream/eprostream/processors/warehouse"
@@ -108,25 +109,37 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 	reg := admin.NewRegistry()
 	router := gorilla.NewRouter()
 	mon := monitor.NewServer("/monitor", router) // goka's monitor of this process's groups
+	restarts, err := supervise.NewRestarts(reg)
+	if err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	// Each group is supervised: a run that fails (Kafka gone for longer
+	// than goka waits) is built anew and started again, without ending
+	// the process or the others.
+	supervised := func(group string, build func(prometheus.Registerer) (func(context.Context) error, error)) {
+		g.Go(func() error {
+			return supervise.Run(ctx, supervise.Config{Name: group}, supervise.Deps{Log: a.log, Restarts: restarts},
+				func() (func(context.Context) error, error) { return build(supervise.Replacing(reg)) })
+		})
+	}
 	for _, group := range groups {
 		if group == warehouse.Group {
-			run, closeWarehouse, err := newWarehouse(a, names, reg, mon, f)
-			if err != nil {
-				return err
-			}
-			defer closeWarehouse()
-			g.Go(func() error { return run(ctx) })
+			supervised(group, func(reg prometheus.Registerer) (func(context.Context) error, error) {
+				return newWarehouse(a, names, reg, mon, f)
+			})
 			continue
 		}
-		proc, err := newProcessor(a, group, names, registry, reg, f.stateDir)
-		if err != nil {
-			return err
-		}
-		mon.AttachProcessor(proc)
-		g.Go(func() error {
-			a.log.Info("processor starting", "group", group)
-			return proc.Run(ctx)
+		supervised(group, func(reg prometheus.Registerer) (func(context.Context) error, error) {
+			proc, err := newProcessor(a, group, names, registry, reg, f.stateDir)
+			if err != nil {
+				return nil, err
+			}
+			mon.AttachProcessor(proc)
+			return func(ctx context.Context) error {
+				a.log.Info("processor starting", "group", group)
+				return proc.Run(ctx)
+			}, nil
 		})
 		if group == subject.Group && f.scheduleInterval > 0 {
 			sched, closeSched, err := newScheduler(a, names, registry, f)
@@ -168,17 +181,18 @@ func newProcessor(a *app, group string, names topics.Names, registry *rules.Regi
 	}
 }
 
-// newWarehouse returns a function running the warehouse group and its sink.
-func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *monitor.Server, f processFlags) (func(context.Context) error, func(), error) {
+// newWarehouse returns a function running the warehouse group and its sink
+// once; it closes their connections when it returns.
+func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *monitor.Server, f processFlags) (func(context.Context) error, error) {
 	conn, err := connect.ClickHouse(a.cfg, a.cfg.ClickHouseDatabase)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dead, err := goka.NewEmitter(a.cfg.KafkaBrokers, goka.Stream(names.DLQ), new(codec.Bytes),
 		kafkaconfig.EmitterOptions(a.cfg.Kafka(), "eprostream-warehouse-dlq", a.log)...)
 	if err != nil {
 		_ = conn.Close()
-		return nil, nil, fmt.Errorf("warehouse: dlq emitter: %w", err)
+		return nil, fmt.Errorf("warehouse: dlq emitter: %w", err)
 	}
 	sinkCfg := f.sink
 	sinkCfg.Database = a.cfg.ClickHouseDatabase
@@ -186,17 +200,18 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 	if err != nil {
 		_ = dead.Finish()
 		_ = conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	proc, err := warehouse.New(warehouse.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, warehouse.Deps{Sink: sink, Log: a.log, Registry: reg},
 		kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-warehouse", filepath.Join(f.stateDir, warehouse.Group), a.log)...)
 	if err != nil {
 		_ = dead.Finish()
 		_ = conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	mon.AttachProcessor(proc)
 	run := func(ctx context.Context) error {
+		defer func() { _ = dead.Finish(); _ = conn.Close() }()
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return sink.Run(ctx) })
 		g.Go(func() error {
@@ -205,7 +220,7 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 		})
 		return g.Wait()
 	}
-	return run, func() { _ = dead.Finish(); _ = conn.Close() }, nil
+	return run, nil
 }
 
 func newScheduler(a *app, names topics.Names, registry *rules.Registry, f processFlags) (*subject.Scheduler, func(), error) {

@@ -11,9 +11,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eprostream/eprostream/catalog"
+	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/admin"
 	"github.com/eprostream/eprostream/internal/config"
 	"github.com/eprostream/eprostream/internal/connect"
+	"github.com/eprostream/eprostream/internal/kafka/keyview"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
 )
 
@@ -73,6 +75,22 @@ func runAdmin(ctx context.Context, a *app, reg *prometheus.Registry, checks []co
 // newRoster returns the study registry's roster in a local folder of its
 // own (a goka view, rebuilt from epro-enrolments at every start); the
 // caller removes the folder when done.
+// newAlertIndex returns a local copy of epro-alert-index in a fresh
+// temporary directory (removed by the caller).
+func newAlertIndex(a *app) (*keyview.View[codecs.AlertOwner], string, error) {
+	dir, err := os.MkdirTemp("", "eprostream-alert-index-")
+	if err != nil {
+		return nil, "", err
+	}
+	v, err := keyview.New[codecs.AlertOwner](keyview.Config{Topic: topics.NewNames(a.cfg.TopicPrefix).AlertIndex, StateDir: dir,
+		ClientID: "eprostream-alert-index"}, keyview.Deps{Kafka: a.cfg.Kafka(), Log: a.log}, codecs.JSON[codecs.AlertOwner]{})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return v, dir, nil
+}
+
 func newRoster(a *app, user string) (*catalog.Roster, string, error) {
 	dir, err := os.MkdirTemp("", "eprostream-roster-"+user+"-")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/internal/supervise"
 	"github.com/eprostream/eprostream/processors/delivery"
 	"github.com/eprostream/eprostream/views"
 	"github.com/eprostream/eprostream/webhooks"
@@ -87,7 +89,11 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
 	if f.webhooks {
-		if err := startWebhooks(ctx, g, a, names, f.stateDir); err != nil {
+		restarts, err := supervise.NewRestarts(reg)
+		if err != nil {
+			return err
+		}
+		if err := startWebhooks(ctx, g, a, names, f.stateDir, restarts); err != nil {
 			return err
 		}
 	}
@@ -100,20 +106,26 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	return g.Wait()
 }
 
-func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.Names, stateDir string) error {
+func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.Names, stateDir string, restarts *prometheus.CounterVec) error {
 	rdb := connect.Redis(a.cfg)
 	deliverer, err := webhooks.New(webhooks.Config{}, webhooks.Deps{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Log: a.log})
 	if err != nil {
 		_ = rdb.Close()
 		return err
 	}
-	proc, err := delivery.New(delivery.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, delivery.Deps{Deliverer: deliverer, Log: a.log},
-		kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-webhooks", filepath.Join(stateDir, "webhooks"), a.log)...)
-	if err != nil {
-		_ = rdb.Close()
-		return err
+	build := func() (func(context.Context) error, error) {
+		proc, err := delivery.New(delivery.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, delivery.Deps{Deliverer: deliverer, Log: a.log},
+			kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-webhooks", filepath.Join(stateDir, "webhooks"), a.log)...)
+		if err != nil {
+			return nil, err
+		}
+		return proc.Run, nil
 	}
 	g.Go(func() error { defer rdb.Close(); return deliverer.Run(ctx) })
-	g.Go(func() error { return proc.Run(ctx) })
+	// Supervised like the processing groups: a failed run (Kafka gone) is
+	// built anew; the deliverer and its queues stay.
+	g.Go(func() error {
+		return supervise.Run(ctx, supervise.Config{Name: delivery.Group}, supervise.Deps{Log: a.log, Restarts: restarts}, build)
+	})
 	return nil
 }

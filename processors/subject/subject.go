@@ -82,6 +82,7 @@ func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collec
 		goka.Input(goka.Stream(names.Commands), new(codec.Bytes), p.onCommand),
 		goka.Persist(StateCodec{}),
 		goka.Output(goka.Stream(names.Alerts), codecs.JSON[codecs.Alert]{}),
+		goka.Output(goka.Stream(names.AlertIndex), codecs.JSON[codecs.AlertOwner]{}),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
 	), collectors
 }
@@ -249,6 +250,7 @@ func studyOf(st codecs.SubjectState, cmd codecs.Command) string {
 func (p *processor) resend(ctx goka.Context, alerts []codecs.Alert) {
 	for _, a := range alerts {
 		ctx.Emit(goka.Stream(p.names.Alerts), a.SubjectID, a)
+		ctx.Emit(goka.Stream(p.names.AlertIndex), a.AlertID, a.Owner())
 	}
 }
 
@@ -256,5 +258,6 @@ func (p *processor) emit(ctx goka.Context, alerts []codecs.Alert) {
 	for _, a := range alerts {
 		p.alerts.WithLabelValues(a.RuleID, a.Severity).Inc()
 		ctx.Emit(goka.Stream(p.names.Alerts), a.SubjectID, a)
+		ctx.Emit(goka.Stream(p.names.AlertIndex), a.AlertID, a.Owner())
 	}
 }

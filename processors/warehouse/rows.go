@@ -48,9 +48,10 @@ var (
 	}
 	DLQEvents = &chsink.Table{
 		Name: "dlq_events",
-		Columns: []string{"dlq_topic", "dlq_partition", "dlq_offset", "original_key", "class", "reason", "source_group",
-			"source_topic", "source_partition", "source_offset", "dead_at", "size_bytes"},
+		Columns: []string{"dlq_topic", "dlq_partition", "dlq_offset", "dead_letter_id", "original_key", "class", "reason",
+			"source_group", "source_topic", "source_partition", "source_offset", "dead_at", "size_bytes"},
 		TopicColumn: "dlq_topic", PartitionColumn: "dlq_partition", OffsetColumn: "dlq_offset",
+		IDTable: "dlq_ids", IDColumn: "dead_letter_id",
 	}
 )
 
@@ -163,10 +164,25 @@ func dlqRow(ctx goka.Context, raw []byte) chsink.Row {
 	if class == "" {
 		class = "unknown"
 	}
-	return chsink.Row{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset(), Key: ctx.Key(), Values: []any{
-		string(ctx.Topic()), uint16(ctx.Partition()), uint64(ctx.Offset()), ctx.Key(), class, string(h[dlq.HeaderReason]),
+	id := DeadLetterID(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), h)
+	return chsink.Row{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset(), Key: ctx.Key(), ID: id, Values: []any{
+		string(ctx.Topic()), uint16(ctx.Partition()), uint64(ctx.Offset()), id, ctx.Key(), class, string(h[dlq.HeaderReason]),
 		string(h[dlq.HeaderGroup]), string(h[dlq.HeaderTopic]), int32(srcPartition), srcOffset, at.UTC(), uint32(len(raw)),
 	}}
+}
+
+// DeadLetterID identifies a dead letter by its source record (group,
+// topic, partition, offset), so the same record dead-lettered twice (its
+// group restarted before committing) is one dead letter. A record on the
+// DLQ without those headers is identified by its own place there.
+func DeadLetterID(dlqTopic string, dlqPartition int32, dlqOffset int64, h goka.Headers) string {
+	group, topic := string(h[dlq.HeaderGroup]), string(h[dlq.HeaderTopic])
+	partition, perr := strconv.ParseInt(string(h[dlq.HeaderPartition]), 10, 32)
+	offset, oerr := strconv.ParseInt(string(h[dlq.HeaderOffset]), 10, 64)
+	if group == "" || topic == "" || perr != nil || oerr != nil {
+		return "dlq/" + dlqTopic + "/" + strconv.Itoa(int(dlqPartition)) + "/" + strconv.FormatInt(dlqOffset, 10)
+	}
+	return group + "/" + topic + "/" + strconv.FormatInt(partition, 10) + "/" + strconv.FormatInt(offset, 10)
 }
 
 func nonNil(s []string) []string {

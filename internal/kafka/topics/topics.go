@@ -19,6 +19,9 @@ const (
 	// Enrolments is the study registry's roster: one record per subject,
 	// compacted, so the latest binding of every subject is kept.
 	Enrolments = "epro-enrolments"
+	// AlertIndex maps each alert id to its subject and study (compacted):
+	// the gateway checks acknowledgements against it.
+	AlertIndex = "epro-alert-index"
 	// SubjectGroup is the goka group whose Persist table is SubjectGroup+"-table".
 	SubjectGroup = "subject"
 )
@@ -32,6 +35,7 @@ type Names struct {
 	Commands     string
 	Alerts       string
 	Enrolments   string
+	AlertIndex   string
 	SubjectTable string
 }
 
@@ -45,6 +49,7 @@ func NewNames(prefix string) Names {
 		Commands:     prefix + Commands,
 		Alerts:       prefix + Alerts,
 		Enrolments:   prefix + Enrolments,
+		AlertIndex:   prefix + AlertIndex,
 		SubjectTable: Group(prefix, SubjectGroup) + "-table",
 	}
 }
@@ -90,5 +95,6 @@ func Catalogue(prefix string, partitions int, replication int) []Spec {
 		spec(n.Alerts, "delete", 30*day),
 		spec(n.SubjectTable, "compact", 0),
 		spec(n.Enrolments, "compact", 0),
+		spec(n.AlertIndex, "compact", 0),
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/config"
@@ -31,6 +32,9 @@ type readSide struct {
 	keys     *apikeys.Store
 	token    string // a read key of every study
 	sites    *views.Sites
+	hooks    *views.Webhooks
+	rdb      *redis.Client
+	prefix   string
 	cfg      config.Config
 	names    topics.Names
 	producer sarama.SyncProducer
@@ -47,7 +51,8 @@ func newReadSide(t *testing.T) *readSide {
 	}
 	t.Cleanup(func() { _ = producer.Close() })
 	rdb, prefix := testenv.Redis(t)
-	r := &readSide{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), producer: producer, keys: apikeys.NewStore(rdb, prefix)}
+	r := &readSide{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), producer: producer, keys: apikeys.NewStore(rdb, prefix),
+		rdb: rdb, prefix: prefix}
 	r.token = r.key(apikeys.AllStudies, apikeys.RoleRead)
 	return r
 }
@@ -99,6 +104,9 @@ func (r *readSide) start() {
 	}
 	if r.sites != nil {
 		srv.Handle(r.sites.Register)
+	}
+	if r.hooks != nil {
+		srv.Handle(r.hooks.Register)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

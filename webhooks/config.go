@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/internal/logging"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
 
 // Config tunes a Deliverer; zero fields take the defaults.
@@ -84,6 +86,14 @@ type Deps struct {
 	// HTTP sends the requests; nil: a client of its own that does not
 	// follow redirects. Each attempt is bounded by RequestTimeout anyway.
 	HTTP *http.Client
+	// Owners answers whether a subscription's owner key is still valid
+	// (*apikeys.Store is one); nil: subscriptions with an owner get nothing.
+	Owners Owners
+}
+
+// Owners looks API keys up by id as they are now.
+type Owners interface {
+	Current(ctx context.Context, id string) (apikeys.Key, error)
 }
 
 func (d *Deps) setDefaults() error {

@@ -22,11 +22,12 @@ var ErrStopped = errors.New("webhooks: deliverer stopped")
 // Deliverer sends alerts to the subscriptions of a Store. Enqueue is safe
 // for concurrent use; Run must be running for alerts to go out.
 type Deliverer struct {
-	cfg   Config
-	store *Store
-	log   *slog.Logger
-	http  *http.Client
-	retry *retrier.Retrier
+	cfg    Config
+	store  *Store
+	owners Owners
+	log    *slog.Logger
+	http   *http.Client
+	retry  *retrier.Retrier
 
 	started chan struct{} // closed by Run
 	loadMu  sync.Mutex    // one reload at a time
@@ -53,7 +54,7 @@ func New(cfg Config, deps Deps) (*Deliverer, error) {
 	// its sleep ends with ctx. Attempts-1 waits make Attempts tries.
 	r := retrier.New(retrier.LimitedExponentialBackoff(cfg.Attempts-1, cfg.InitialBackoff, cfg.MaxBackoff), nil)
 	r.SetJitter(0.2)
-	return &Deliverer{cfg: cfg, store: deps.Store, log: deps.Log, http: deps.HTTP, retry: r,
+	return &Deliverer{cfg: cfg, store: deps.Store, owners: deps.Owners, log: deps.Log, http: deps.HTTP, retry: r,
 		started: make(chan struct{}), workers: map[string]*worker{}}, nil
 }
 
@@ -146,7 +147,7 @@ func (d *Deliverer) offer(a codecs.Alert, body []byte, settled func()) ([]job, e
 	settle := countdown(len(matched), settled)
 	var full []job
 	for _, rec := range matched {
-		j := job{subID: rec.ID, alertID: a.AlertID, body: body, settle: settle}
+		j := job{subID: rec.ID, alertID: a.AlertID, studyID: a.StudyID, body: body, settle: settle}
 		if !d.workerLocked(rec).offer(j) {
 			full = append(full, j)
 		}

@@ -137,8 +137,14 @@ type running struct {
 
 func run(t *testing.T, store *webhooks.Store, cfg webhooks.Config) running {
 	t.Helper()
+	return runWith(t, store, cfg, nil)
+}
+
+// runWith runs a Deliverer that checks subscription owners with owners.
+func runWith(t *testing.T, store *webhooks.Store, cfg webhooks.Config, owners webhooks.Owners) running {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := webhooks.New(cfg, webhooks.Deps{Store: store, Log: log})
+	d, err := webhooks.New(cfg, webhooks.Deps{Store: store, Owners: owners, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

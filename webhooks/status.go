@@ -16,6 +16,7 @@ const (
 	ReasonAttempts  = "attempts exhausted"
 	ReasonQueueFull = "queue full"
 	ReasonPaused    = "paused"
+	ReasonOwner     = "owner key not valid"
 )
 
 // Status is a subscription's delivery record, shared by every process.

@@ -57,13 +57,13 @@ func (s *Store) Create(ctx context.Context, spec Spec) (Subscription, string, er
 		return Subscription{}, "", err
 	}
 	if s.RequireHTTPS && !strings.HasPrefix(spec.URL, "https://") {
-		return Subscription{}, "", errors.New("webhooks: invalid subscription: url: must be https:// here")
+		return Subscription{}, "", fmt.Errorf("%w: url: must be https:// here", ErrInvalid)
 	}
 	spec = spec.normalised()
 	now := s.now().UTC().Truncate(time.Second)
 	rec := record{Subscription: Subscription{ID: hex.EncodeToString(randomBytes(6)), Name: spec.Name,
 		URL: spec.URL, Studies: spec.Studies, Sites: spec.Sites, MinSeverity: spec.MinSeverity,
-		CreatedAt: now, UpdatedAt: now},
+		CreatedAt: now, UpdatedAt: now, Owner: spec.Owner},
 		Secret: "whsec_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))}
 	if err := s.write(ctx, rec, "NX"); err != nil {
 		return Subscription{}, "", fmt.Errorf("webhooks: create: %w", err)

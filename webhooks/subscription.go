@@ -13,6 +13,9 @@ import (
 	"github.com/eprostream/eprostream/codecs"
 )
 
+// ErrInvalid is wrapped by every refusal of a subscription's spec.
+var ErrInvalid = errors.New("webhooks: invalid subscription")
+
 // AllStudies in a subscription's studies matches every study.
 const AllStudies = "*"
 
@@ -33,6 +36,12 @@ type Subscription struct {
 	// Paused subscriptions get nothing; their alerts are dead-lettered with
 	// reason "paused".
 	Paused bool `json:"paused"`
+	// Owner is the id of the API key that created the subscription through
+	// POST /v1/webhooks; empty for one an operator created with
+	// `eprostream webhook create`. Every delivery re-checks an owner: once
+	// its key is revoked, expired or no longer scoped to the alert's study,
+	// its alerts are dead-lettered (reason "owner key not valid") instead.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Matches reports whether the subscription's filters select a. An alert of
@@ -62,6 +71,8 @@ type Spec struct {
 	Sites   []string
 	// MinSeverity defaults to info (everything).
 	MinSeverity string
+	// Owner is the creating API key's id (empty: an operator's).
+	Owner string
 }
 
 const (
@@ -91,7 +102,7 @@ func (s Spec) Validate() error {
 			s.MinSeverity, codecs.SeverityInfo, codecs.SeverityWarning, codecs.SeverityUrgent))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("webhooks: invalid subscription: %w", errors.Join(errs...))
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return nil
 }

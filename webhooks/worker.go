@@ -10,12 +10,15 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
 
 // job is one alert for one subscriber.
 type job struct {
 	subID   string
 	alertID string
+	studyID string
 	body    []byte // the alert's JSON, shared by every subscriber's job
 	settle  func()
 }
@@ -81,6 +84,11 @@ func (w *worker) handle(j job) {
 		w.deadLetter(j, DeadLetter{Reason: ReasonPaused})
 		return
 	}
+	if problem := w.ownerProblem(rec, j); problem != "" {
+		w.d.log.Warn("webhooks: owner key not valid, alert dead-lettered", "subscription", w.id, "alert_id", j.alertID, "problem", problem)
+		w.deadLetter(j, DeadLetter{Reason: ReasonOwner, LastError: problem})
+		return
+	}
 	attempts, last, err := w.send(rec, j)
 	switch {
 	case err == nil:
@@ -97,6 +105,27 @@ func (w *worker) handle(j job) {
 			"attempts", attempts, "status", last, "err", err)
 		w.deadLetter(j, DeadLetter{Reason: ReasonAttempts, LastStatus: last, LastError: errText(err), Attempts: attempts})
 	}
+}
+
+// ownerProblem says why rec's owner may not receive j's alert; "" when it
+// may (or rec has no owner: an operator's subscription).
+func (w *worker) ownerProblem(rec *record, j job) string {
+	if rec.Owner == "" {
+		return ""
+	}
+	if w.d.owners == nil {
+		return "owner keys cannot be checked here"
+	}
+	k, err := w.d.owners.Current(w.ctx, rec.Owner)
+	switch {
+	case err != nil:
+		return "key " + rec.Owner + ": " + err.Error()
+	case !k.Has(apikeys.RoleRead):
+		return "key " + rec.Owner + " no longer has the read role"
+	case !k.MayActFor(j.studyID):
+		return "key " + rec.Owner + " is not scoped to the alert's study"
+	}
+	return ""
 }
 
 func (w *worker) deadLetter(j job, dl DeadLetter) {

@@ -86,6 +86,7 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 		return err
 	}
 	srv.Handle(sites.Register)
+	srv.Handle(views.Webhooks{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Log: a.log}.Register)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
 	if f.webhooks {
@@ -93,7 +94,7 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 		if err != nil {
 			return err
 		}
-		if err := startWebhooks(ctx, g, a, names, f.stateDir, restarts); err != nil {
+		if err := startWebhooks(ctx, g, a, names, f.stateDir, restarts, keys); err != nil {
 			return err
 		}
 	}
@@ -106,9 +107,10 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	return g.Wait()
 }
 
-func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.Names, stateDir string, restarts *prometheus.CounterVec) error {
+func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.Names, stateDir string,
+	restarts *prometheus.CounterVec, owners webhooks.Owners) error {
 	rdb := connect.Redis(a.cfg)
-	deliverer, err := webhooks.New(webhooks.Config{}, webhooks.Deps{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Log: a.log})
+	deliverer, err := webhooks.New(webhooks.Config{}, webhooks.Deps{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Owners: owners, Log: a.log})
 	if err != nil {
 		_ = rdb.Close()
 		return err

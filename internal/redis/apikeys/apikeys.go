@@ -271,6 +271,49 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Key, error) {
 	if !ok {
 		return Key{}, ErrMalformed
 	}
+	k, err := s.lookup(ctx, id)
+	if err != nil {
+		return Key{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(k.Hash)) != 1 {
+		return Key{}, ErrUnknown
+	}
+	if err := s.usable(k); err != nil {
+		return Key{}, err
+	}
+	return k, nil
+}
+
+// Current returns the key with id as it is now (through the same cache as
+// Authenticate): ErrRevoked, ErrExpired or ErrUnknown when it no longer
+// authenticates. A webhook delivery checks its subscription's owner so.
+func (s *Store) Current(ctx context.Context, id string) (Key, error) {
+	if !idPattern.MatchString(id) {
+		return Key{}, ErrUnknown
+	}
+	k, err := s.lookup(ctx, id)
+	if err != nil {
+		return Key{}, err
+	}
+	if err := s.usable(k); err != nil {
+		return Key{}, err
+	}
+	return k, nil
+}
+
+func (s *Store) usable(k Key) error {
+	if !k.RevokedAt.IsZero() {
+		return ErrRevoked
+	}
+	if !s.now().Before(k.ExpiresAt) {
+		return ErrExpired
+	}
+	return nil
+}
+
+// lookup returns the stored key with id, asking Redis at most once per
+// CacheFor and trusting its last answer for StaleFor while Redis is down.
+func (s *Store) lookup(ctx context.Context, id string) (Key, error) {
 	now := s.now()
 	s.mu.Lock()
 	c, hit := s.cache[id]
@@ -294,17 +337,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Key, error) {
 			return Key{}, err
 		}
 	}
-	k := c.key
-	if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(k.Hash)) != 1 {
-		return Key{}, ErrUnknown
-	}
-	if !k.RevokedAt.IsZero() {
-		return Key{}, ErrRevoked
-	}
-	if !now.Before(k.ExpiresAt) {
-		return Key{}, ErrExpired
-	}
-	return k, nil
+	return c.key, nil
 }
 
 func parseToken(token string) (id, secret string, ok bool) {

@@ -128,11 +128,11 @@ func (g *Gateway) decodeBatch(k apikeys.Key, raws []json.RawMessage, results []I
 			continue
 		}
 		results[i].MessageID = s.MessageID
-		it := &batchItem{raw: raw, enrol: enrol, subject: s.SubjectID, key: idempotencyKey(k, "", s.MessageID), fp: fingerprint(raw), dupOf: -1}
+		it := &batchItem{raw: raw, enrol: enrol, subject: s.SubjectID, key: idempotencyKey(k, "", s.StudyID, s.MessageID), fp: fingerprint(raw), dupOf: -1}
 		if enrol != nil {
 			pending[s.SubjectID] = *enrol
 		}
-		if j, seen := first[s.MessageID]; seen {
+		if j, seen := first[it.key]; seen {
 			if items[j].fp != it.fp {
 				// The same id with another body is a conflict, as for a single POST.
 				results[i].Status, results[i].Error = http.StatusUnprocessableEntity,
@@ -141,7 +141,7 @@ func (g *Gateway) decodeBatch(k apikeys.Key, raws []json.RawMessage, results []I
 			}
 			it.dupOf = j // answered like its first occurrence, sent once
 		} else {
-			first[s.MessageID] = i
+			first[it.key] = i
 		}
 		items[i] = it
 	}

@@ -235,7 +235,11 @@ func TestAcknowledgeAlert(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	}
-	for _, raw := range f.readAll(f.names.Commands) {
+	cmds := f.readAll(f.names.Commands)
+	if len(cmds) != 2 {
+		t.Fatalf("%d commands on epro-commands, want the 2 acknowledgements", len(cmds))
+	}
+	for _, raw := range cmds {
 		var c codecs.Command
 		_ = json.Unmarshal(raw, &c)
 		if c.Kind != codecs.CommandAlertAcknowledged || c.AlertID != "al-42" || c.CommandID != "ack:al-42" {

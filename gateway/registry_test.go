@@ -373,3 +373,39 @@ func TestAcknowledgementNamesTheAlertsOwnSubject(t *testing.T) {
 		t.Fatalf("%d commands after the accepted acknowledgement, want %d", after, before+1)
 	}
 }
+
+// One id scope: a message_id is unique within its study, whichever API key
+// sends it. A second key of the study sending the same submission gets the
+// first answer (sent once); with another body it is refused; another
+// study's own "1" is its own submission.
+func TestMessageIDsAreScopedByStudyNotByKey(t *testing.T) {
+	f := newFixture(t)
+	secondApp := f.key("ONC-301", apikeys.RoleSubmit)
+	const s = "ONC-301-012-0061"
+	first := submission("1", "ONC-301", "SITE-012", s)
+	if r := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: first}); r.status != 202 {
+		t.Fatalf("first: %d %s", r.status, r.body)
+	}
+	before := f.records(f.names.Submissions)
+	if before != 1 {
+		t.Fatalf("%d records after the first submission, want 1", before)
+	}
+	if r := f.do(request{path: "/v1/submissions", token: secondApp, contentType: "application/json", body: first}); r.status != 202 {
+		t.Fatalf("the same submission from another key of the study: %d %s, want the first answer", r.status, r.body)
+	}
+	other := submission("1", "ONC-301", "SITE-012", "ONC-301-012-0062")
+	if r := f.do(request{path: "/v1/submissions", token: secondApp, contentType: "application/json", body: other}); r.status != 422 ||
+		!strings.Contains(r.problem().Error, "different body") {
+		t.Fatalf("the study's message 1 with another body: %d %s, want 422", r.status, r.body)
+	}
+	if n := f.records(f.names.Submissions); n != before {
+		t.Fatalf("%d records, want %d: a duplicate or a conflicting message reached Kafka", n, before)
+	}
+	if r := f.do(request{path: "/v1/submissions", token: f.other, contentType: "application/json",
+		body: submission("1", "CAR-200", "SITE-001", "CAR-200-001-0061")}); r.status != 202 {
+		t.Fatalf("another study's own message 1: %d %s", r.status, r.body)
+	}
+	if n := f.records(f.names.Submissions); n != before+1 {
+		t.Fatalf("%d records, want %d", n, before+1)
+	}
+}

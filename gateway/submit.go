@@ -83,13 +83,15 @@ func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool, pending map[
 }
 
 // idempotencyKey is the key a request's outcome is stored under: the
-// Idempotency-Key header when sent, the message_id otherwise; scoped to the
-// API key so clients never see each other's answers.
-func idempotencyKey(k apikeys.Key, header, messageID string) string {
+// message_id within its study (the id scope of the whole system: whichever
+// API key sends it, the subject group and the warehouse see the same id),
+// or the Idempotency-Key header when sent, which is the client's own and so
+// scoped to its API key. '/' never occurs in a study id.
+func idempotencyKey(k apikeys.Key, header, study, messageID string) string {
 	if header != "" {
 		return k.ID + ":h:" + header
 	}
-	return k.ID + ":m:" + messageID
+	return "study/" + study + "/m:" + messageID
 }
 
 func fingerprint(body []byte) string {
@@ -133,7 +135,7 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, p)
 		return
 	}
-	claim, ok := g.claim(w, r, idempotencyKey(k, idemHeader, s.MessageID), fingerprint(body))
+	claim, ok := g.claim(w, r, idempotencyKey(k, idemHeader, s.StudyID, s.MessageID), fingerprint(body))
 	if !ok {
 		return
 	}

@@ -72,17 +72,24 @@ func TestFaultClickHouseDownForThirtySeconds(t *testing.T) {
 
 	stackCtl(t, "down")
 	t.Cleanup(func() { _ = exec.Command("bash", "../devstack/stack.sh", "up", "clickhouse").Run() })
-	peak := 0.0
+	peak, reads := 0.0, 0
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		if v, ok := gauge(admin, "eprostream_chsink_buffered_rows"); ok && v > peak {
-			peak = v
+		if v, ok := gauge(admin, "eprostream_chsink_buffered_rows"); ok {
+			reads++
+			peak = max(peak, v)
 		}
+	}
+	if reads == 0 {
+		t.Fatalf("eprostream_chsink_buffered_rows was never read from %s: the bound is not observed", admin)
 	}
 	stackCtl(t, "up")
 	<-produced
 	s.waitAll(5*time.Minute, in, sub, wh)
 	if peak > bound {
 		t.Errorf("the sink buffered %.0f rows while ClickHouse was down, bound %d", peak, bound)
+	}
+	if peak < bound*9/10 {
+		t.Errorf("the sink buffered at most %.0f rows while ClickHouse was down: the bound %d was not reached, so it was not tested", peak, bound)
 	}
 	t.Logf("peak buffered rows while ClickHouse was down: %.0f (bound %d)", peak, bound)
 	verifyWarehouse(t, s, records)

@@ -239,3 +239,37 @@ func waitCount(t *testing.T, s *stack, p *proc, query string, want uint64) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A message_id is unique within its study: two studies' "1" are two rows,
+// the same study's "1" again (another subject, or a replay) is one.
+func TestWarehouseScopesMessageIDsByStudy(t *testing.T) {
+	s := newStack(t, 1)
+	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	send := func(study, subject string) {
+		b, _ := json.Marshal(codecs.CleanSubmission{V: 1, MessageID: "1", StudyID: study, SiteID: "SITE-001",
+			SubjectID: subject, Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: time.Now().UTC(), ReceivedAt: time.Now().UTC()})
+		if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: s.names.Clean, Key: sarama.StringEncoder(subject), Value: sarama.ByteEncoder(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("ONC-301", "ONC-301-001-0001")
+	waitCount(t, s, p, "SELECT count() FROM {db}.submissions", 1)
+	send("CAR-200", "CAR-200-001-0001") // another study's own "1"
+	send("ONC-301", "ONC-301-001-0002") // the same study's "1" again
+	s.waitGroups(time.Minute, map[string][]string{"warehouse": {s.names.Clean}}, p)
+	if n := s.count("SELECT count() FROM {db}.submissions"); n != 2 {
+		t.Fatalf("submissions: %d rows, want 2 (ONC-301's and CAR-200's message 1)", n)
+	}
+	if n := s.count("SELECT count() FROM {db}.submissions WHERE study_id = 'CAR-200' AND message_id = '1'"); n != 1 {
+		t.Fatalf("CAR-200's message 1: %d rows, want 1", n)
+	}
+	if n := s.count("SELECT count() FROM {db}.submissions WHERE subject_id = 'ONC-301-001-0001'"); n != 1 {
+		t.Fatalf("ONC-301's first message 1 is not the one kept: %d rows", n)
+	}
+	p.stop(t)
+}

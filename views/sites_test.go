@@ -54,8 +54,11 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 		}
 		return r
 	}
+	// m1 lies earlier today whatever the hour (reports today are by the UTC day).
+	midnight := now.Truncate(24 * time.Hour)
+	today := midnight.Add(now.Sub(midnight) / 2)
 	insert(t, conn, db, warehouse.Submissions,
-		sub("m1", "SITE-001", "S1", now.Add(-time.Hour)), sub("m2", "SITE-001", "S2", now.Add(-2*time.Hour)),
+		sub("m1", "SITE-001", "S1", today), sub("m2", "SITE-001", "S2", now.Add(-2*time.Hour)),
 		sub("m3", "SITE-001", "S3", now.Add(-72*time.Hour)), sub("m4", "SITE-002", "S4", now.Add(-time.Minute)))
 	alert := func(id, sev, site string) chsink.Row {
 		r, err := warehouse.AlertRow(codecs.Alert{V: 1, AlertID: id, RuleID: "r", RuleVersion: 1, Severity: sev, StudyID: "ONC-301",

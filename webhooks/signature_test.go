@@ -61,3 +61,21 @@ func TestVerify(t *testing.T) {
 		t.Fatal("an empty secret verified a request")
 	}
 }
+
+// A fixed vector computed outside this code, so Sign cannot agree with a
+// wrong Verify (or the README's recipe) by sharing its mistake:
+//
+//	printf '%s' '1780000000.{"alert_id":"a1","severity":"urgent"}' | openssl dgst -sha256 -hmac whsec_test
+func TestSignatureMatchesAnIndependentVector(t *testing.T) {
+	const want = "sha256=9b82d4972dd6c383bf0f3c49b6499ed06d083673e1a92fbd126fe3dc53ee1f3c"
+	body := []byte(`{"alert_id":"a1","severity":"urgent"}`)
+	if got := webhooks.Sign("whsec_test", 1_780_000_000, body); got != want {
+		t.Fatalf("Sign = %s, want %s", got, want)
+	}
+	h := http.Header{}
+	h.Set(webhooks.HeaderTimestamp, "1780000000")
+	h.Set(webhooks.HeaderSignature, want)
+	if err := webhooks.Verify("whsec_test", h, body, time.Unix(1_780_000_000, 0), time.Minute); err != nil {
+		t.Fatalf("Verify of the independent vector: %v", err)
+	}
+}

@@ -38,10 +38,10 @@ FROM
     )
     ANY INNER JOIN
     (
-        SELECT message_id, received_at
+        SELECT study_id, message_id, received_at
         FROM {db}.submissions
         WHERE message_id IN (SELECT message_id FROM {db}.alerts)
-    ) USING (message_id)
+    ) USING (study_id, message_id)
 )
 GROUP BY study_id, site_id
 ORDER BY study_id, site_id

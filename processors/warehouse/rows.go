@@ -18,11 +18,11 @@ import (
 var (
 	Submissions = &chsink.Table{
 		Name: "submissions",
-		Columns: []string{"message_id", "study_id", "site_id", "subject_id", "instrument", "instrument_version",
+		Columns: []string{"message_id", "submission_key", "study_id", "site_id", "subject_id", "instrument", "instrument_version",
 			"source", "format", "submitted_at", "offset_s", "received_at", "item_codes", "item_values", "item_units",
 			"text_item_codes", "score_codes", "score_values", "extra", "kafka_topic", "kafka_partition", "kafka_offset"},
 		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
-		IDTable: "submission_ids", IDColumn: "message_id",
+		IDTable: "submission_keys", IDColumn: "submission_key",
 	}
 	Alerts = &chsink.Table{
 		Name: "alerts",
@@ -95,12 +95,17 @@ func SubmissionRow(c codecs.CleanSubmission, topic string, partition int32, offs
 			extra = string(b)
 		}
 	}
-	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: c.MessageID, Key: c.SubjectID, Values: []any{
-		c.MessageID, c.StudyID, c.SiteID, c.SubjectID, c.Instrument, c.InstrumentVersion, c.Source, c.Format,
+	key := SubmissionKey(c.StudyID, c.MessageID)
+	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: key, Key: c.SubjectID, Values: []any{
+		c.MessageID, key, c.StudyID, c.SiteID, c.SubjectID, c.Instrument, c.InstrumentVersion, c.Source, c.Format,
 		c.SubmittedAt.UTC(), int32(c.OffsetSeconds), c.ReceivedAt.UTC(), nonNil(codes), nonNilF(values), nonNil(units),
 		nonNil(texts), nonNil(scoreCodes), nonNilF(scoreValues), extra, topic, uint16(partition), uint64(offset),
 	}}, nil
 }
+
+// SubmissionKey is a submission's identity: its message_id within its
+// study (the id scope of the gateway, the subject group and the warehouse).
+func SubmissionKey(study, messageID string) string { return study + "/" + messageID }
 
 // AlertRow is the alerts row of a read at topic/partition/offset.
 func AlertRow(a codecs.Alert, topic string, partition int32, offset int64) (chsink.Row, error) {

@@ -113,13 +113,14 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 	if err != nil {
 		return err
 	}
+	health := &supervise.Health{}
 	g, ctx := errgroup.WithContext(ctx)
 	// Each group is supervised: a run that fails (Kafka gone for longer
 	// than goka waits) is built anew and started again, without ending
 	// the process or the others.
 	supervised := func(group string, build func(prometheus.Registerer) (func(context.Context) error, error)) {
 		g.Go(func() error {
-			return supervise.Run(ctx, supervise.Config{Name: group}, supervise.Deps{Log: a.log, Restarts: restarts},
+			return supervise.Run(ctx, supervise.Config{Name: group}, supervise.Deps{Log: a.log, Restarts: restarts, Health: health},
 				func() (func(context.Context) error, error) { return build(supervise.Replacing(reg)) })
 		})
 	}
@@ -156,6 +157,7 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 		if err != nil {
 			return err
 		}
+		checks = append(checks, connect.Check{Name: "groups", Run: health.Check})
 		defer closeChecks()
 		g.Go(func() error {
 			return runAdmin(ctx, a, reg, checks, func(s *admin.Server) { s.Mount("/monitor/", router) })

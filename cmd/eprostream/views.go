@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 
 	"github.com/IBM/sarama"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -89,17 +88,19 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	srv.Handle(views.Webhooks{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Log: a.log}.Register)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
+	health := &supervise.Health{}
 	if f.webhooks {
 		restarts, err := supervise.NewRestarts(reg)
 		if err != nil {
 			return err
 		}
-		if err := startWebhooks(ctx, g, a, names, f.stateDir, restarts, keys); err != nil {
+		if err := startWebhooks(ctx, g, a, names, f.stateDir, supervise.Deps{Log: a.log, Restarts: restarts, Health: health}, keys); err != nil {
 			return err
 		}
 	}
 	if a.cfg.AdminAddr != "" {
-		checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }}}
+		checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }},
+			{Name: "groups", Run: health.Check}}
 		g.Go(func() error {
 			return runAdmin(ctx, a, reg, checks, func(s *admin.Server) { s.Mount("/monitor/", srv.Monitor()) })
 		})
@@ -108,7 +109,7 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 }
 
 func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.Names, stateDir string,
-	restarts *prometheus.CounterVec, owners webhooks.Owners) error {
+	sup supervise.Deps, owners webhooks.Owners) error {
 	rdb := connect.Redis(a.cfg)
 	deliverer, err := webhooks.New(webhooks.Config{}, webhooks.Deps{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Owners: owners, Log: a.log})
 	if err != nil {
@@ -127,7 +128,7 @@ func startWebhooks(ctx context.Context, g *errgroup.Group, a *app, names topics.
 	// Supervised like the processing groups: a failed run (Kafka gone) is
 	// built anew; the deliverer and its queues stay.
 	g.Go(func() error {
-		return supervise.Run(ctx, supervise.Config{Name: delivery.Group}, supervise.Deps{Log: a.log, Restarts: restarts}, build)
+		return supervise.Run(ctx, supervise.Config{Name: delivery.Group}, sup, build)
 	})
 	return nil
 }

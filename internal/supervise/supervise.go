@@ -14,7 +14,11 @@ package supervise
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -33,10 +37,49 @@ type Config struct {
 	First, Max, Healthy time.Duration
 }
 
-// Deps are the supervisor's logger and metrics registry (both optional).
+// Deps are the supervisor's logger, metric and health record (all optional).
 type Deps struct {
 	Log      *slog.Logger
 	Restarts *prometheus.CounterVec // labelled by group; see NewRestarts
+	Health   *Health
+}
+
+// Health records which supervised groups are running, for /readyz.
+type Health struct {
+	mu   sync.Mutex
+	down map[string]string // group → why
+}
+
+func (h *Health) set(group string, why error) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.down == nil {
+		h.down = map[string]string{}
+	}
+	if why == nil {
+		delete(h.down, group)
+	} else {
+		h.down[group] = why.Error()
+	}
+}
+
+// Check returns an error naming the groups waiting to be restarted.
+func (h *Health) Check(context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.down) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(h.down))
+	for g := range h.down {
+		names = append(names, g)
+	}
+	slices.Sort(names)
+	return fmt.Errorf("groups restarting after a failure: %s (last error of %s: %s)",
+		strings.Join(names, ", "), names[0], h.down[names[0]])
 }
 
 // NewRestarts returns eprostream_group_restarts_total, registered with reg
@@ -84,6 +127,10 @@ func Run(ctx context.Context, cfg Config, deps Deps, build func() (func(context.
 		if time.Since(began) >= cfg.Healthy {
 			wait.Reset()
 		}
+		if err == nil {
+			err = errors.New("the group stopped by itself")
+		}
+		deps.Health.set(cfg.Name, err)
 		for {
 			pause := wait.NextBackOff()
 			log.Error("processor group failed; building it again", "group", cfg.Name, "err", err, "restart_in", pause.Round(time.Millisecond))
@@ -99,6 +146,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, build func() (func(context.
 				break
 			}
 		}
+		deps.Health.set(cfg.Name, nil)
 		log.Info("processor group restarted", "group", cfg.Name)
 	}
 }

@@ -3,6 +3,7 @@ package supervise_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,5 +94,46 @@ func TestReplacingSwapsAGroupsCollectors(t *testing.T) {
 	mfs, _ := reg.Gather()
 	if got := mfs[0].GetMetric()[0].GetCounter().GetValue(); got != 3 {
 		t.Fatalf("gathered %v, want the new collector's 3", got)
+	}
+}
+
+// While a failed group waits for its restart, Health says so (for
+// /readyz); once it runs again, Health is clear.
+func TestHealthIsDownUntilTheRestart(t *testing.T) {
+	health := &supervise.Health{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	failed, again := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	go func() {
+		_ = supervise.Run(ctx, supervise.Config{Name: "warehouse", First: 300 * time.Millisecond, Max: time.Second},
+			supervise.Deps{Health: health}, func() (func(context.Context) error, error) {
+				return func(ctx context.Context) error {
+					if runs.Add(1) == 1 {
+						close(failed)
+						return errors.New("kafka: broker not connected")
+					}
+					close(again)
+					<-ctx.Done()
+					return nil
+				}, nil
+			})
+	}()
+	if err := health.Check(ctx); err != nil {
+		t.Fatalf("before any failure: %v", err)
+	}
+	<-failed
+	deadline := time.Now().Add(250 * time.Millisecond)
+	var down error
+	for down == nil && time.Now().Before(deadline) {
+		down = health.Check(ctx)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if down == nil || !strings.Contains(down.Error(), "warehouse") {
+		t.Fatalf("while waiting for the restart: %v, want the group named", down)
+	}
+	<-again
+	if err := health.Check(ctx); err != nil {
+		t.Fatalf("after the restart: %v", err)
 	}
 }

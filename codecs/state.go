@@ -11,10 +11,17 @@ import (
 	json "github.com/goccy/go-json"
 )
 
-// MaxApplied bounds how many applied message ids a subject remembers. Replays
-// after a crash re-deliver only the uncommitted tail (seconds of records), and
-// the gateway deduplicates retries for 24 h before they reach Kafka.
-const MaxApplied = 64
+// MaxApplied bounds how many applied message ids a subject remembers (8
+// bytes each): a duplicate at a new offset (a producer's retry, a record
+// sent again through another path) is recognised among the subject's latest
+// 1,024 records, about three years of daily diaries. Replays of the
+// uncommitted tail after a crash are recognised by position instead (Pos),
+// however old. The gateway also deduplicates retries for 24 h before they
+// reach Kafka.
+const MaxApplied = 1024
+
+// MaxAcked bounds the acknowledged alert ids a subject keeps.
+const MaxAcked = 64
 
 // SubjectState is the value of subject-table: one subject's state as a fold
 // over its clean submissions and commands. The applied-id memory lives in the
@@ -42,7 +49,12 @@ type SubjectState struct {
 	// the fencing token that wrote it.
 	Plan  json.RawMessage `json:"plan,omitempty"`
 	Fence int64           `json:"fence,omitempty"`
-	// Acked are the alert ids a nurse acknowledged (latest MaxApplied).
+	// Pos is, per input ("clean", "commands"), the topic identity and the
+	// highest offset whose record changed this state. A subject's records
+	// all share one partition, so a record at or below it on the same topic
+	// is a replay, recognised without any window.
+	Pos map[string]InputPos `json:"pos,omitempty"`
+	// Acked are the alert ids a nurse acknowledged (latest MaxAcked).
 	Acked []string `json:"acked,omitempty"`
 	// Outbox holds the alerts raised by the latest OutboxDepth applied
 	// records. The state write and the alert emit are two Kafka writes; if a
@@ -150,6 +162,31 @@ func (a *AppliedIDs) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// InputPos is a place on an input topic: the topic's identity (its Kafka
+// topic ID when known, so a recreated topic is a new input) and an offset.
+// A partition is part of it: after a repartition a subject's records may
+// move to a partition whose offsets are lower.
+type InputPos struct {
+	Topic     string `json:"t"`
+	Partition int32  `json:"p"`
+	Offset    int64  `json:"o"`
+}
+
+// Replayed reports whether the record at pos of input was applied to this
+// state before (an at-least-once replay).
+func (s *SubjectState) Replayed(input string, pos InputPos) bool {
+	last, ok := s.Pos[input]
+	return ok && last.Topic == pos.Topic && last.Partition == pos.Partition && pos.Offset <= last.Offset
+}
+
+// Advance records that the record at pos of input changed this state.
+func (s *SubjectState) Advance(input string, pos InputPos) {
+	if s.Pos == nil {
+		s.Pos = make(map[string]InputPos, 2)
+	}
+	s.Pos[input] = pos
+}
+
 // idHash is the key of the applied-id memory.
 func idHash(id string) uint64 {
 	h := fnv.New64a()
@@ -184,6 +221,12 @@ func (s SubjectState) Clone() SubjectState {
 		c.Open[k] = v
 	}
 	c.Applied = slices.Clone(s.Applied)
+	if s.Pos != nil {
+		c.Pos = make(map[string]InputPos, len(s.Pos))
+		for k, v := range s.Pos {
+			c.Pos[k] = v
+		}
+	}
 	c.Acked = slices.Clone(s.Acked)
 	c.Plan = slices.Clone(s.Plan)
 	c.Outbox = slices.Clone(s.Outbox)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/bsm/redislock"
 	gorilla "github.com/gorilla/mux"
 	"github.com/lovoo/goka"
@@ -132,12 +133,19 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			continue
 		}
 		supervised(group, func(reg prometheus.Registerer) (func(context.Context) error, error) {
-			proc, err := newProcessor(a, group, names, registry, reg, f.stateDir)
+			ids := &subject.TopicIDs{}
+			proc, err := newProcessor(a, group, names, registry, reg, f.stateDir, ids)
 			if err != nil {
 				return nil, err
 			}
 			mon.AttachProcessor(proc)
 			return func(ctx context.Context) error {
+				if group == subject.Group {
+					// Replay detection keys positions on the inputs' topic IDs.
+					if err := loadTopicIDs(a, ids, names.Clean, names.Commands); err != nil {
+						return err
+					}
+				}
 				a.log.Info("processor starting", "group", group)
 				return proc.Run(ctx)
 			}, nil
@@ -169,7 +177,23 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 	return state.CloseClean()
 }
 
-func newProcessor(a *app, group string, names topics.Names, registry *rules.Registry, reg prometheus.Registerer, stateDir string) (*goka.Processor, error) {
+// loadTopicIDs reads the Kafka IDs of the topics into ids.
+func loadTopicIDs(a *app, ids *subject.TopicIDs, names ...string) error {
+	client, err := sarama.NewClient(a.cfg.KafkaBrokers, a.cfg.Kafka().Sarama("eprostream-topic-ids"))
+	if err != nil {
+		return fmt.Errorf("topic ids: %w", err)
+	}
+	defer client.Close()
+	m, err := topics.IDs(client, names...)
+	if err != nil {
+		return err
+	}
+	ids.Set(m)
+	return nil
+}
+
+func newProcessor(a *app, group string, names topics.Names, registry *rules.Registry, reg prometheus.Registerer,
+	stateDir string, ids *subject.TopicIDs) (*goka.Processor, error) {
 	opts := kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-"+group, filepath.Join(stateDir, group), a.log)
 	switch group {
 	case intake.Group:
@@ -179,7 +203,8 @@ func newProcessor(a *app, group string, names topics.Names, registry *rules.Regi
 		}
 		return intake.New(intake.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, intake.Deps{Catalogue: cat, Log: a.log, Registry: reg}, opts...)
 	default:
-		return subject.New(subject.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, subject.Deps{Rules: registry, Log: a.log, Registry: reg}, opts...)
+		return subject.New(subject.Config{Brokers: a.cfg.KafkaBrokers, Names: names},
+			subject.Deps{Rules: registry, Log: a.log, Registry: reg, TopicIDs: ids}, opts...)
 	}
 }
 

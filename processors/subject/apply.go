@@ -53,7 +53,7 @@ func ApplyCommand(st codecs.SubjectState, cmd codecs.Command, set *rules.Set, no
 	case codecs.CommandAlertAcknowledged:
 		if !slices.Contains(next.Acked, cmd.AlertID) {
 			next.Acked = append(next.Acked, cmd.AlertID)
-			if over := len(next.Acked) - codecs.MaxApplied; over > 0 {
+			if over := len(next.Acked) - codecs.MaxAcked; over > 0 {
 				next.Acked = next.Acked[over:]
 			}
 		}

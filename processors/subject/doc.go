@@ -8,11 +8,13 @@
 // Table:  subject-table, key subject_id, value codecs.SubjectState.
 // Outputs: epro-alerts (key subject_id, value codecs.Alert) and epro-dlq.
 //
-// Exactly-once effect: the state remembers the ids of the last
-// codecs.MaxApplied submissions and commands it applied, in the same table
-// record as the state, and goka commits an input offset only after that
-// record and the alerts are acknowledged. A replay of the uncommitted tail
-// after a crash therefore finds each id applied and changes nothing; alert
+// Exactly-once effect: the state records the position of the last record
+// that changed it on each input (topic ID, partition, offset) and the ids of
+// the last codecs.MaxApplied submissions and commands it applied, in the
+// same table record as the state, and goka commits an input offset only
+// after that record and the alerts are acknowledged. A replay of the
+// uncommitted tail after a crash lies at or below that position and changes
+// nothing, however old; a duplicate at a new offset is found by its id; alert
 // ids are derived from their evidence, so even an alert emitted just before
 // a crash and emitted again is the same alert downstream.
 //

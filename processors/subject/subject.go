@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -35,6 +36,41 @@ type Deps struct {
 	// MaxStateBytes bounds an encoded subject state; 0 means
 	// codecs.MaxStateBytes (tests set a smaller one).
 	MaxStateBytes int
+	// TopicIDs gives the input topics' Kafka IDs for replay detection by
+	// position; nil (or a topic it lacks) identifies a topic by its name.
+	TopicIDs *TopicIDs
+}
+
+// TopicIDs holds the Kafka topic IDs of the group's inputs; Set them
+// (topics.IDs) before the processor runs. Safe for concurrent use.
+type TopicIDs struct {
+	ids atomic.Pointer[map[string]string]
+}
+
+// Set replaces the IDs (topic name → Kafka topic ID).
+func (t *TopicIDs) Set(ids map[string]string) {
+	m := make(map[string]string, len(ids))
+	for name, id := range ids {
+		m[name] = "id:" + id
+	}
+	t.ids.Store(&m)
+}
+
+// of returns topic's identity: "id:" and its Kafka ID, or its name.
+func (t *TopicIDs) of(topic string) string {
+	if t != nil {
+		if m := t.ids.Load(); m != nil {
+			if id, ok := (*m)[topic]; ok {
+				return id
+			}
+		}
+	}
+	return topic
+}
+
+// position is the place of ctx's record.
+func (p *processor) position(ctx goka.Context) codecs.InputPos {
+	return codecs.InputPos{Topic: p.deps.TopicIDs.of(string(ctx.Topic())), Partition: ctx.Partition(), Offset: ctx.Offset()}
 }
 
 type processor struct {
@@ -182,12 +218,20 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "clean", dlq.ClassRejected, raw, errors.New("subject: the subject is bound to another study"))
 		return
 	}
+	pos := p.position(ctx)
+	if st.Replayed("clean", pos) {
+		// At or below the last applied position: a replay, however old.
+		p.applied.WithLabelValues("clean", "replay").Inc()
+		p.resend(ctx, st.Raised(c.MessageID))
+		return
+	}
 	next, alerts, applied := ApplySubmission(st, c, p.deps.Rules.For(c.StudyID), p.deps.Now())
 	if !applied {
 		p.applied.WithLabelValues("clean", "duplicate").Inc()
 		p.resend(ctx, alerts)
 		return
 	}
+	next.Advance("clean", pos)
 	if !p.write(ctx, "clean", raw, next) {
 		return
 	}
@@ -220,6 +264,12 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "command", dlq.ClassRejected, raw, errors.New("subject: the command names another study than the subject's"))
 		return
 	}
+	pos := p.position(ctx)
+	if st.Replayed("commands", pos) {
+		p.applied.WithLabelValues("command", "replay").Inc()
+		p.resend(ctx, st.Raised(cmd.CommandID))
+		return
+	}
 	next, alerts, changed, err := ApplyCommand(st, cmd, p.deps.Rules.For(studyOf(st, cmd)), p.deps.Now())
 	if err != nil {
 		p.deadLetter(ctx, "command", dlq.ClassRejected, raw, err)
@@ -230,6 +280,7 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 		p.resend(ctx, alerts)
 		return
 	}
+	next.Advance("commands", pos)
 	if !p.write(ctx, "command", raw, next) {
 		return
 	}

@@ -3,6 +3,7 @@ package subject_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -198,5 +199,61 @@ func TestNeverReportedSubjectIsAlertedFromEnrolment(t *testing.T) {
 	a = h.drainAlerts()
 	if len(a) != 1 || a[0].RuleID != "missed-diary" || a[0].Severity != codecs.SeverityWarning {
 		t.Fatalf("6 days after enrolment: %+v, want the missed-diary warning", a)
+	}
+}
+
+// A record at or below the last position applied from its topic and
+// partition is a replay, however many records came since: the state does
+// not rely on the id memory for it. Another topic identity (a recreated
+// topic) or another partition (a repartitioned one) is not mistaken for
+// one.
+func TestAReplayIsRecognisedByPositionHoweverOld(t *testing.T) {
+	h := newHarness(t)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m1", 0, "PAIN_SEVERITY", 1))
+	st := h.state()
+	pos, ok := st.Pos["clean"]
+	if !ok || pos.Topic != h.names.Clean {
+		t.Fatalf("position after the first record: %+v (%v), want one on %s", st.Pos, ok, h.names.Clean)
+	}
+	// Forget every id, and place the last applied position far ahead: the
+	// next records lie below it, as a replay after thousands of records would.
+	st.Applied = nil
+	st.Pos["clean"] = codecs.InputPos{Topic: pos.Topic, Partition: pos.Partition, Offset: pos.Offset + 1000}
+	h.tt.SetTableValue(goka.Table(h.names.SubjectTable), subj, st)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m2", 1, "PAIN_SEVERITY", 2))
+	if got := h.state(); got.Reports != 1 || got.HasApplied("m2") {
+		t.Fatalf("a record below the applied position was applied: %d reports", got.Reports)
+	}
+	st.Pos["clean"] = codecs.InputPos{Topic: "id:another-topic", Partition: pos.Partition, Offset: pos.Offset + 1000}
+	h.tt.SetTableValue(goka.Table(h.names.SubjectTable), subj, st)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m3", 2, "PAIN_SEVERITY", 2))
+	if got := h.state(); got.Reports != 2 || !got.HasApplied("m3") || got.Pos["clean"].Topic != h.names.Clean {
+		t.Fatalf("a record of another topic identity: %d reports, position %+v; want it applied", got.Reports, got.Pos)
+	}
+	st = h.state()
+	st.Pos["clean"] = codecs.InputPos{Topic: pos.Topic, Partition: pos.Partition + 1, Offset: pos.Offset + 1000}
+	h.tt.SetTableValue(goka.Table(h.names.SubjectTable), subj, st)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m4", 3, "PAIN_SEVERITY", 2))
+	if got := h.state(); got.Reports != 3 {
+		t.Fatalf("a record of another partition: %d reports, want it applied", got.Reports)
+	}
+}
+
+// The report the issue found applied twice: a subject's first record sent
+// again at a new offset after 70 more is a duplicate (the id memory keeps
+// the latest codecs.MaxApplied ids).
+func TestAnOldDuplicateAtANewOffsetIsNotAppliedTwice(t *testing.T) {
+	h := newHarness(t)
+	first := cleanRecord("m0", 0, "PAIN_SEVERITY", 1)
+	h.tt.Consume(h.names.Clean, subj, first)
+	for i := 1; i <= 70; i++ {
+		h.tt.Consume(h.names.Clean, subj, cleanRecord(fmt.Sprintf("m%d", i), 0, "PAIN_SEVERITY", 1))
+	}
+	if got := h.state().Reports; got != 71 {
+		t.Fatalf("%d reports after 71 records", got)
+	}
+	h.tt.Consume(h.names.Clean, subj, first)
+	if got := h.state().Reports; got != 71 {
+		t.Fatalf("%d reports after the first record came again, want 71", got)
 	}
 }

@@ -132,7 +132,20 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			})
 			continue
 		}
+		built := false
 		supervised(group, func(reg prometheus.Registerer) (func(context.Context) error, error) {
+			if built {
+				// goka writes its local table before Kafka acknowledges the
+				// table record, so after a failed run the local copy may hold
+				// writes Kafka never got: rebuild it from the changelog, as
+				// after a crash.
+				dir := filepath.Join(f.stateDir, group)
+				if err := os.RemoveAll(dir); err != nil {
+					return nil, fmt.Errorf("%s: discard the local table %s: %w", group, dir, err)
+				}
+				a.log.Warn("local table discarded after the group failed; rebuilding it from Kafka", "group", group, "dir", dir)
+			}
+			built = true
 			ids := &subject.TopicIDs{}
 			proc, err := newProcessor(a, group, names, registry, reg, f.stateDir, ids)
 			if err != nil {

@@ -4,8 +4,9 @@
 // anew and started again after a backoff, instead of ending the process.
 //
 // A goka.Processor cannot be run twice, so the unit of restart is whatever
-// Build returns: a fresh processor (and, for the warehouse, its sink) on
-// the same local state directory. Nothing is lost by a restart: offsets are
+// Build returns: a fresh processor (and, for the warehouse, its sink); the
+// caller's build discards a local table the failed run may have written
+// ahead of Kafka. Nothing is lost by a restart: offsets are
 // committed only after their effects are in Kafka or ClickHouse (ordered
 // commits), so the new incarnation resumes at the first record whose effect
 // is not stored, and the groups' replay detection keeps that exact.

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,11 +14,21 @@ import (
 )
 
 func newCheckCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var ready string
+	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check that Kafka, Redis and ClickHouse answer with the current configuration",
-		Args:  cobra.NoArgs,
+		Long: `check asks Kafka, Redis and ClickHouse whether they answer. With --ready URL
+it asks a running eprostream process's /readyz instead and exits non-zero
+unless it answers 200: the images have no shell or curl, so this is their
+container healthcheck.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ready != "" {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+				defer cancel()
+				return probeReady(ctx, ready)
+			}
 			checks, closeAll, err := dependencyChecks(a)
 			if err != nil {
 				return err
@@ -38,6 +51,26 @@ func newCheckCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&ready, "ready", "", "ask this /readyz URL of a running process instead (e.g. http://127.0.0.1:9464/readyz)")
+	return cmd
+}
+
+// probeReady GETs a /readyz URL: nil for a 200, else what it answered.
+func probeReady(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("--ready %q: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %s answered %d: %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 // dependencyChecks returns the readiness checks of the three services, and a

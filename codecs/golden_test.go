@@ -45,6 +45,7 @@ func TestGoldenSubjectStateV1Decodes(t *testing.T) {
 		t.Fatalf("decoded %T (%v), want a SubjectState", v, v)
 	}
 	want := goldenState()
+	want.Sums = nil // the file was written before content sums were kept
 	if !reflect.DeepEqual(normalisedState(t, got), normalisedState(t, want)) {
 		t.Fatalf("golden v1 decodes to\n%+v\nwant\n%+v", got, want)
 	}

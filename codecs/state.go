@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"time"
 
@@ -45,6 +46,11 @@ type SubjectState struct {
 	// Applied are 64-bit hashes of the latest applied message and command
 	// ids, oldest first, at most MaxApplied.
 	Applied AppliedIDs `json:"applied,omitempty"`
+	// Sums are 32-bit hashes of what each applied record said (BodySum; 0
+	// for commands), aligned with the tail of Applied (a state written
+	// before they were kept has fewer): a record whose id was applied with
+	// another content is a conflicting duplicate, not a duplicate.
+	Sums AppliedSums `json:"sums,omitempty"`
 	// Plan is the medication plan of the last accepted adjustment and Fence
 	// the fencing token that wrote it.
 	Plan  json.RawMessage `json:"plan,omitempty"`
@@ -162,6 +168,36 @@ func (a *AppliedIDs) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// AppliedSums are 32-bit hashes written as one base64 string (4 bytes each).
+type AppliedSums []uint32
+
+// MarshalJSON implements json.Marshaler.
+func (a AppliedSums) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 4*len(a))
+	for i, h := range a {
+		binary.BigEndian.PutUint32(b[4*i:], h)
+	}
+	return json.Marshal(base64.RawStdEncoding.EncodeToString(b))
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *AppliedSums) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	b, err := base64.RawStdEncoding.DecodeString(s)
+	if err != nil || len(b)%4 != 0 {
+		return fmt.Errorf("sums: not a base64 list of 4-byte hashes")
+	}
+	out := make(AppliedSums, len(b)/4)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint32(b[4*i:])
+	}
+	*a = out
+	return nil
+}
+
 // InputPos is a place on an input topic: the topic's identity (its Kafka
 // topic ID when known, so a recreated topic is a new input) and an offset.
 // A partition is part of it: after a repartition a subject's records may
@@ -200,11 +236,60 @@ func (s *SubjectState) HasApplied(id string) bool {
 }
 
 // MarkApplied remembers id, forgetting the oldest beyond MaxApplied.
-func (s *SubjectState) MarkApplied(id string) {
+func (s *SubjectState) MarkApplied(id string) { s.MarkAppliedSum(id, 0) }
+
+// MarkAppliedSum remembers id and the BodySum of what it said.
+func (s *SubjectState) MarkAppliedSum(id string, sum uint32) {
 	s.Applied = append(s.Applied, idHash(id))
+	s.Sums = append(s.Sums, sum)
 	if over := len(s.Applied) - MaxApplied; over > 0 {
 		s.Applied = append(s.Applied[:0], s.Applied[over:]...)
 	}
+	if over := len(s.Sums) - len(s.Applied); over > 0 {
+		s.Sums = append(s.Sums[:0], s.Sums[over:]...)
+	}
+}
+
+// Conflicts reports whether id was applied with a content other than sum
+// (both known: neither 0).
+func (s *SubjectState) Conflicts(id string, sum uint32) bool {
+	i := slices.Index(s.Applied, idHash(id))
+	if i < 0 || sum == 0 {
+		return false
+	}
+	j := i - (len(s.Applied) - len(s.Sums))
+	return j >= 0 && s.Sums[j] != 0 && s.Sums[j] != sum
+}
+
+// BodySum hashes what a submission says: study, site, instrument and its
+// version, when it was submitted and every item. Not where or when it
+// arrived (received_at, source, format), so the same report sent again,
+// through FHIR or the native envelope, has the same sum. Never 0.
+func BodySum(c CleanSubmission) uint32 {
+	h := fnv.New32a()
+	var b [8]byte
+	put := func(s string) { _, _ = h.Write([]byte(s)); _, _ = h.Write([]byte{0}) }
+	put(c.StudyID)
+	put(c.SiteID)
+	put(c.Instrument)
+	put(c.InstrumentVersion)
+	binary.BigEndian.PutUint64(b[:], uint64(c.SubmittedAt.UnixNano()))
+	_, _ = h.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(int64(c.OffsetSeconds)))
+	_, _ = h.Write(b[:])
+	for _, it := range c.Items {
+		put(it.Code)
+		if it.Num != nil {
+			binary.BigEndian.PutUint64(b[:], math.Float64bits(*it.Num))
+			_, _ = h.Write(b[:])
+		}
+		put(it.Text)
+		put(it.Unit)
+	}
+	if sum := h.Sum32(); sum != 0 {
+		return sum
+	}
+	return 1
 }
 
 // Clone returns a deep copy, so pure functions can return a new state.
@@ -221,6 +306,7 @@ func (s SubjectState) Clone() SubjectState {
 		c.Open[k] = v
 	}
 	c.Applied = slices.Clone(s.Applied)
+	c.Sums = slices.Clone(s.Sums)
 	if s.Pos != nil {
 		c.Pos = make(map[string]InputPos, len(s.Pos))
 		for k, v := range s.Pos {

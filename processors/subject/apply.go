@@ -26,7 +26,7 @@ func ApplySubmission(st codecs.SubjectState, c codecs.CleanSubmission, set *rule
 	next := st
 	next.V = codecs.WireVersion
 	alerts := set.Apply(&next, c, now)
-	next.MarkApplied(c.MessageID)
+	next.MarkAppliedSum(c.MessageID, codecs.BodySum(c))
 	next.Remember(c.MessageID, alerts)
 	return next, alerts, true
 }

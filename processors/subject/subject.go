@@ -225,6 +225,13 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 		p.resend(ctx, st.Raised(c.MessageID))
 		return
 	}
+	if st.Conflicts(c.MessageID, codecs.BodySum(c)) {
+		// The same message_id with another content: not a duplicate to
+		// drop quietly, and not a new report to fold in.
+		p.deadLetter(ctx, "clean", dlq.ClassConflict, raw,
+			fmt.Errorf("subject: conflicting duplicate: message_id %s was applied with another content", codecs.QuoteID(c.MessageID)))
+		return
+	}
 	next, alerts, applied := ApplySubmission(st, c, p.deps.Rules.For(c.StudyID), p.deps.Now())
 	if !applied {
 		p.applied.WithLabelValues("clean", "duplicate").Inc()

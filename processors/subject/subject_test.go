@@ -257,3 +257,38 @@ func TestAnOldDuplicateAtANewOffsetIsNotAppliedTwice(t *testing.T) {
 		t.Fatalf("%d reports after the first record came again, want 71", got)
 	}
 }
+
+// The same message_id with another content is a conflicting duplicate: it
+// goes to the DLQ with that reason and changes nothing; the same content
+// again is a plain duplicate. A state kept before contents were hashed
+// knows no sum for its ids, and treats a repeat as a duplicate.
+func TestAConflictingDuplicateIsDeadLettered(t *testing.T) {
+	h := newHarness(t)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m1", 0, "PAIN_SEVERITY", 1))
+	before := h.state()
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m1", 0, "PAIN_SEVERITY", 4))
+	hdr, _, _, ok := h.dead.NextRawWithHeaders()
+	if !ok || string(hdr[dlq.HeaderClass]) != dlq.ClassConflict || !strings.Contains(string(hdr[dlq.HeaderReason]), "conflicting duplicate") {
+		t.Fatalf("another content under m1: %v %q %q, want a conflict", ok, hdr[dlq.HeaderClass], hdr[dlq.HeaderReason])
+	}
+	if got := h.state(); got.Reports != 1 || got.Items["PAIN_SEVERITY"].Recent[0].V != 1 || len(h.drainAlerts()) != 0 {
+		t.Fatalf("the conflicting record changed the state or raised an alert: %+v", got.Items["PAIN_SEVERITY"])
+	}
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m1", 0, "PAIN_SEVERITY", 1)) // the same content again
+	if _, _, _, ok := h.dead.NextRawWithHeaders(); ok {
+		t.Fatal("a plain duplicate was dead-lettered")
+	}
+	if got := h.state(); got.Reports != before.Reports {
+		t.Fatalf("a plain duplicate was applied: %d reports", got.Reports)
+	}
+	old := h.state()
+	old.Sums = nil // a state written before sums were kept
+	h.tt.SetTableValue(goka.Table(h.names.SubjectTable), subj, old)
+	h.tt.Consume(h.names.Clean, subj, cleanRecord("m1", 0, "PAIN_SEVERITY", 3))
+	if _, _, _, ok := h.dead.NextRawWithHeaders(); ok {
+		t.Fatal("an id without a known sum was dead-lettered as a conflict")
+	}
+	if got := h.state(); got.Reports != 1 {
+		t.Fatalf("%d reports, want 1", got.Reports)
+	}
+}

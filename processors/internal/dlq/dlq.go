@@ -29,6 +29,7 @@ const (
 	ClassStore    = "store"    // the warehouse refused the row
 	ClassState    = "state"    // the subject's table value cannot be decoded
 	ClassBound    = "bound"    // applying it would take the subject's state over its bounds
+	ClassConflict = "conflict" // its message_id was applied with another content
 )
 
 // MaxReasonLen bounds the reason header; reasons never quote patients' answers.

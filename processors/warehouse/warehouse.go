@@ -67,6 +67,11 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 	if err := group.Register("warehouse", deps.Registry, collectors...); err != nil {
 		return nil, err
 	}
+	if deps.Sink != nil {
+		// After a rebalance a partition may come back that another instance
+		// inserted rows of meanwhile: the sink reads its offset guards again.
+		opts = append(opts, goka.WithRebalanceCallback(func(goka.Assignment) { deps.Sink.Reassigned() }))
+	}
 	p, err := goka.NewProcessor(cfg.Brokers, g, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: %w", err)

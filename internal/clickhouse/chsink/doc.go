@@ -10,7 +10,8 @@
 // of the warehouse. After a crash the uncommitted tail is read again; the
 // sink then skips
 //   - offsets at or below the highest offset of that partition already in
-//     the table (loaded when a lane is first used), and
+//     the table (loaded when a lane is first used, and again after
+//     Reassigned: a rebalance), and
 //   - rows whose id (message_id, alert_id) is already in the table's id
 //     index, which also drops duplicates that arrive at other offsets.
 //

@@ -134,10 +134,10 @@ func (s *Sink) insertSQL(t *Table) string {
 	return fmt.Sprintf("INSERT INTO `%s`.`%s` (%s)", s.database, t.Name, cols)
 }
 
-// loadMaxOffset reads, once per lane, the highest offset of its partition
-// already in the table.
+// loadMaxOffset reads the highest offset of the lane's partition already in
+// the table: once per lane, and again after the partitions were reassigned.
 func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
-	if l.loaded {
+	if l.loaded && !l.stale.Swap(false) {
 		return nil
 	}
 	t := l.table
@@ -150,6 +150,9 @@ func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
 	}
 	var maxOffset, n uint64
 	if err := s.conn.QueryRow(ctx, q, args...).Scan(&maxOffset, &n); err != nil {
+		if l.loaded {
+			l.stale.Store(true) // read it again on the retry
+		}
 		return fmt.Errorf("chsink: read the highest offset of %s/%d in %s: %w", l.topic, l.partition, t.Name, err)
 	}
 	if n > 0 {

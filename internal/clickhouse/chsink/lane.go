@@ -2,6 +2,7 @@ package chsink
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,8 @@ type lane struct {
 	// until loaded (guarded by flushing).
 	maxOffset int64
 	loaded    bool
+	// stale asks the next insert to read maxOffset again (Reassigned).
+	stale atomic.Bool
 
 	mu      sync.Mutex
 	rows    []Row

@@ -178,6 +178,18 @@ func (s *Sink) lane(t *Table, row Row) *lane {
 	return l
 }
 
+// Reassigned tells the sink that its group's partitions were assigned anew
+// (a rebalance): another instance may have inserted rows of a partition
+// while it was away, so every lane reads its highest stored offset from
+// ClickHouse again before its next insert.
+func (s *Sink) Reassigned() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lanes {
+		l.stale.Store(true)
+	}
+}
+
 // Run inserts lanes whose oldest row is MaxDelay old, until ctx ends; then
 // it inserts what is left (for up to 30 s) and fails the rest with ErrClosed.
 func (s *Sink) Run(ctx context.Context) error {

@@ -461,16 +461,12 @@ func TestRunDrainFinishesInterruptedInsertInOffsetOrder(t *testing.T) {
 	checkLane(t, conn, plainTable.Name, 0, offsets(0, 6))
 }
 
-// TestRevokedPartitionKeepsItsLaneAndStaleMaxOffset describes what happens
-// today when a partition is revoked and assigned again: nothing. The sink
-// has no revocation hook, so the lane stays in s.lanes with the highest
-// offset it loaded once. If another instance inserted rows of the partition
-// meanwhile but did not commit them, the re-read rows pass the stale offset
-// guard and, in a table without an id index (like dlq_events), are stored a
-// second time.
-//
-// TODO(issue 13): lanes are kept after revocation
-func TestRevokedPartitionKeepsItsLaneAndStaleMaxOffset(t *testing.T) {
+// A partition revoked and assigned again: another instance inserted rows of
+// it meanwhile but did not commit them, and they are read again here. After
+// Reassigned (the warehouse calls it on every rebalance) the lane reads its
+// highest stored offset again, so those rows are skipped, even in a table
+// without an id index.
+func TestAReassignedLaneReadsItsStoredOffsetAgain(t *testing.T) {
 	conn := newFakeConn()
 	s, _ := newTestSink(conn, Config{MaxRows: 3, MaxDelay: time.Hour})
 	ctx := context.Background()
@@ -484,32 +480,25 @@ func TestRevokedPartitionKeepsItsLaneAndStaleMaxOffset(t *testing.T) {
 	}
 	add(0, 3) // a full lane: inserted, the lane now knows offset 2
 	k := laneKey{plainTable.Name, testTopic, 0}
-	before := s.lanes[k]
-	if before == nil || !before.loaded || before.maxOffset != 2 {
-		t.Fatalf("lane after the first insert: %+v, want loaded with maxOffset 2", before)
+	if l := s.lanes[k]; l == nil || !l.loaded || l.maxOffset != 2 {
+		t.Fatalf("lane after the first insert: %+v, want loaded with maxOffset 2", l)
 	}
-
-	// Partition 0 is revoked: another instance inserts offsets 3..5 and stops
-	// before committing them. Then partition 0 comes back here and is read
-	// again from the last commit (offset 3).
 	conn.preload(plainTable.Name, testRow(0, 3, ""), testRow(0, 4, ""), testRow(0, 5, ""))
+	s.Reassigned()
 	add(3, 6)
-
-	if after := s.lanes[k]; after != before {
-		t.Errorf("the lane was replaced after revocation; today it is kept")
-	}
-	if len(s.lanes) != 1 {
-		t.Errorf("%d lanes, want the 1 kept", len(s.lanes))
-	}
-	if _, maxq, _ := conn.counts(); maxq != 1 {
-		t.Errorf("%d max-offset queries, want 1: today the kept lane does not read it again", maxq)
+	if _, maxq, _ := conn.counts(); maxq != 2 {
+		t.Errorf("%d max-offset queries, want 2: the lane reads it again after the reassignment", maxq)
 	}
 	var got []int64
 	for _, r := range conn.rows(plainTable.Name) {
 		got = append(got, r.offset)
 	}
-	if want := "[0 1 2 3 4 5 3 4 5]"; fmt.Sprint(got) != want {
-		t.Errorf("stored offsets %v, want today's %s (3..5 twice, see issue 13)", got, want)
+	if want := "[0 1 2 3 4 5]"; fmt.Sprint(got) != want {
+		t.Errorf("stored offsets %v, want %s (the other instance's 3..5 once)", got, want)
+	}
+	add(6, 9) // no reassignment since: no further query
+	if _, maxq, _ := conn.counts(); maxq != 2 {
+		t.Errorf("%d max-offset queries after a plain insert, want still 2", maxq)
 	}
 }
 

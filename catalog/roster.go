@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	"github.com/lovoo/goka"
 
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
-	"github.com/eprostream/eprostream/internal/logging"
+	"github.com/eprostream/eprostream/internal/kafka/keyview"
 )
 
 // The roster is the registry's enrolled subjects: the compacted topic
@@ -34,25 +33,6 @@ import (
 // catching up with Kafka at start.
 var ErrRosterLoading = errors.New("catalog: the enrolment roster is still loading")
 
-// EnrolmentCodec is the codec of epro-enrolments; Decode never fails (an
-// unreadable value decodes to an undecodableEnrolment, which Enrolment
-// reports as an error), so a bad record cannot stop a view.
-type EnrolmentCodec struct{}
-
-type undecodableEnrolment struct{ reason string }
-
-// Encode implements goka.Codec.
-func (EnrolmentCodec) Encode(v any) ([]byte, error) { return codecs.JSON[codecs.Enrolment]{}.Encode(v) }
-
-// Decode implements goka.Codec.
-func (EnrolmentCodec) Decode(b []byte) (any, error) {
-	v, err := codecs.JSON[codecs.Enrolment]{}.Decode(b)
-	if err != nil {
-		return undecodableEnrolment{reason: err.Error()}, nil
-	}
-	return v, nil
-}
-
 // RosterConfig says where the roster is read.
 type RosterConfig struct {
 	Topic    string // epro-enrolments with its prefix; required
@@ -69,13 +49,12 @@ type RosterDeps struct {
 }
 
 // Roster answers "is this subject enrolled, where": safe for concurrent use.
+// The local copy is a keyview.View (an undecodable record never stops it);
+// the roster adds this process's own writes until the view has them.
 type Roster struct {
-	view *goka.View
-	// caughtUp is set once the view has caught up; from then on the local
-	// copy answers even while the view reconnects to a Kafka that is down.
-	caughtUp atomic.Bool
-	mu       sync.RWMutex
-	own      map[string]codecs.Enrolment // written by this process, until the view has them
+	view *keyview.View[codecs.Enrolment]
+	mu   sync.RWMutex
+	own  map[string]codecs.Enrolment // written by this process, until the view has them
 }
 
 const maxOwn = 100_000
@@ -88,8 +67,8 @@ func NewRoster(cfg RosterConfig, deps RosterDeps) (*Roster, error) {
 	if cfg.ClientID == "" {
 		cfg.ClientID = "eprostream-roster"
 	}
-	opts := append(kafkaconfig.ViewOptions(deps.Kafka, cfg.ClientID, cfg.StateDir, logging.OrDiscard(deps.Log)), deps.Options...)
-	v, err := goka.NewView(deps.Kafka.Brokers, goka.Table(cfg.Topic), EnrolmentCodec{}, opts...)
+	v, err := keyview.New[codecs.Enrolment](keyview.Config{Topic: cfg.Topic, StateDir: cfg.StateDir, ClientID: cfg.ClientID},
+		keyview.Deps{Kafka: deps.Kafka, Log: deps.Log, Options: deps.Options}, codecs.JSON[codecs.Enrolment]{})
 	if err != nil {
 		return nil, fmt.Errorf("catalog: roster: %w", err)
 	}
@@ -105,33 +84,16 @@ func (r *Roster) Run(ctx context.Context) error {
 }
 
 // Recovered reports whether the local copy has caught up once.
-func (r *Roster) Recovered() bool {
-	if r.caughtUp.Load() {
-		return true
-	}
-	if r.view.Recovered() {
-		r.caughtUp.Store(true)
-		return true
-	}
-	return false
-}
+func (r *Roster) Recovered() bool { return r.view.Recovered() }
 
 // Enrolment returns subject's binding; false when it is not enrolled.
 func (r *Roster) Enrolment(subject string) (codecs.Enrolment, bool, error) {
-	if !r.Recovered() {
+	stored, found, err := r.view.Get(subject)
+	if errors.Is(err, keyview.ErrLoading) {
 		return codecs.Enrolment{}, false, ErrRosterLoading
 	}
-	v, err := r.view.Get(subject)
 	if err != nil {
 		return codecs.Enrolment{}, false, fmt.Errorf("catalog: roster: %w", err)
-	}
-	var stored codecs.Enrolment
-	var found bool
-	switch e := v.(type) {
-	case codecs.Enrolment:
-		stored, found = e, true
-	case undecodableEnrolment:
-		return codecs.Enrolment{}, false, fmt.Errorf("catalog: roster: the enrolment of %s is undecodable: %s", subject, e.reason)
 	}
 	r.mu.RLock()
 	own, mine := r.own[subject]
@@ -162,18 +124,8 @@ func (r *Roster) Remember(e codecs.Enrolment) {
 // Each calls fn for every enrolment of the local copy (the missed-diary
 // sweep and the warehouse read the roster this way).
 func (r *Roster) Each(fn func(codecs.Enrolment) bool) error {
-	it, err := r.view.Iterator()
-	if err != nil {
+	if err := r.view.Each(fn); err != nil {
 		return fmt.Errorf("catalog: roster: %w", err)
-	}
-	defer it.Release()
-	for it.Next() {
-		v, err := it.Value()
-		if e, ok := v.(codecs.Enrolment); ok && err == nil {
-			if !fn(e) {
-				return nil
-			}
-		}
 	}
 	return nil
 }

@@ -253,12 +253,26 @@ func (s *SubjectState) MarkAppliedSum(id string, sum uint32) {
 // Conflicts reports whether id was applied with a content other than sum
 // (both known: neither 0).
 func (s *SubjectState) Conflicts(id string, sum uint32) bool {
+	return s.conflicts(id, func() uint32 { return sum })
+}
+
+// ConflictsWith reports whether c's message_id was applied with another
+// content; it hashes c only when the id is known (the rare case).
+func (s *SubjectState) ConflictsWith(c CleanSubmission) bool {
+	return s.conflicts(c.MessageID, func() uint32 { return BodySum(c) })
+}
+
+func (s *SubjectState) conflicts(id string, sum func() uint32) bool {
 	i := slices.Index(s.Applied, idHash(id))
-	if i < 0 || sum == 0 {
+	if i < 0 {
 		return false
 	}
 	j := i - (len(s.Applied) - len(s.Sums))
-	return j >= 0 && s.Sums[j] != 0 && s.Sums[j] != sum
+	if j < 0 || s.Sums[j] == 0 {
+		return false
+	}
+	got := sum()
+	return got != 0 && s.Sums[j] != got
 }
 
 // BodySum hashes what a submission says: study, site, instrument and its

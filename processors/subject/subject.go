@@ -225,7 +225,7 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 		p.resend(ctx, st.Raised(c.MessageID))
 		return
 	}
-	if st.Conflicts(c.MessageID, codecs.BodySum(c)) {
+	if st.ConflictsWith(c) {
 		// The same message_id with another content: not a duplicate to
 		// drop quietly, and not a new report to fold in.
 		p.deadLetter(ctx, "clean", dlq.ClassConflict, raw,

@@ -113,3 +113,22 @@ func (v *View[T]) Get(key string) (T, bool, error) {
 		return zero, false, fmt.Errorf("keyview: %s: the record of %q decoded to %T", v.view.Topic(), key, got)
 	}
 }
+
+// Each calls fn for every decodable record of the local copy until fn
+// returns false.
+func (v *View[T]) Each(fn func(T) bool) error {
+	it, err := v.view.Iterator()
+	if err != nil {
+		return fmt.Errorf("keyview: %s: %w", v.view.Topic(), err)
+	}
+	defer it.Release()
+	for it.Next() {
+		got, err := it.Value()
+		if r, ok := got.(T); ok && err == nil {
+			if !fn(r) {
+				return nil
+			}
+		}
+	}
+	return nil
+}

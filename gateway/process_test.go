@@ -55,17 +55,21 @@ func startIngest(t *testing.T, f *fixture, env, addr string, args ...string) {
 			t.Logf("ingest %s log:\n%s", addr, b)
 		}
 	})
+	// Ready: listening, and the study registry loaded (until then
+	// registry-dependent requests answer 503, as /readyz would say).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/openapi.json")
 		if err == nil {
 			_ = resp.Body.Close()
-			return
+			if b, _ := os.ReadFile(logPath); strings.Contains(string(b), "study registry loaded") {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ingest on %s did not start: %v", addr, err)
+			t.Fatalf("ingest on %s did not become ready: %v", addr, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

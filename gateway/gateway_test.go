@@ -20,8 +20,8 @@ import (
 
 func TestSubmitNativeAndFHIR(t *testing.T) {
 	f := newFixture(t)
-	r := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json",
-		body: native("ok-1", map[string]any{"x_device": "ios-17"})})
+	first := native("ok-1", map[string]any{"x_device": "ios-17"}) // built once: its submitted_at is the clock's second
+	r := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: first})
 	if r.status != http.StatusAccepted || !strings.Contains(string(r.body), `"message_id":"ok-1"`) {
 		t.Fatalf("native: %d %s", r.status, r.body)
 	}
@@ -35,8 +35,7 @@ func TestSubmitNativeAndFHIR(t *testing.T) {
 		t.Fatalf("FHIR: %d %s", r.status, r.body)
 	}
 	// A retry is answered from Redis, without a second record.
-	again := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json",
-		body: native("ok-1", map[string]any{"x_device": "ios-17"})})
+	again := f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: first})
 	if again.status != http.StatusAccepted || again.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("retry: %d %v", again.status, again.header)
 	}
@@ -132,9 +131,10 @@ func TestFailedSendIsNotMarkedDone(t *testing.T) {
 
 func TestBatchResultsPerItem(t *testing.T) {
 	f := newFixture(t)
-	f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: native("b-0", nil)})
-	items := []json.RawMessage{native("b-0", nil), native("b-1", nil), native("b-2", map[string]any{"subject_id": nil}),
-		native("b-1", nil), fhirResponse("b-3"), native("b-4", map[string]any{"study_id": "CAR-200", "site_id": "SITE-001"})}
+	b0, b1 := native("b-0", nil), native("b-1", nil) // each built once: submitted_at is the clock's second
+	f.do(request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: b0})
+	items := []json.RawMessage{b0, b1, native("b-2", map[string]any{"subject_id": nil}),
+		b1, fhirResponse("b-3"), native("b-4", map[string]any{"study_id": "CAR-200", "site_id": "SITE-001"})}
 	body, _ := json.Marshal(map[string]any{"submissions": items})
 	r := f.do(request{path: "/v1/submissions:batch", token: f.submit, contentType: "application/json", body: body})
 	var res gateway.BatchResult

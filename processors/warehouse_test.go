@@ -12,7 +12,9 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/loadgen"
 	"github.com/eprostream/eprostream/processors/internal/dlq"
 )
@@ -270,6 +272,82 @@ func TestWarehouseScopesMessageIDsByStudy(t *testing.T) {
 	}
 	if n := s.count("SELECT count() FROM {db}.submissions WHERE subject_id = 'ONC-301-001-0001'"); n != 1 {
 		t.Fatalf("ONC-301's first message 1 is not the one kept: %d rows", n)
+	}
+	p.stop(t)
+}
+
+// A topic deleted and created again under its old name starts its offsets
+// at 0 again; the warehouse's offset guard reads the highest stored offset
+// per topic ID, so the new topic's rows are stored, not skipped as if they
+// were the old topic's rows at those offsets.
+func TestWarehouseStoresARecreatedTopicsRows(t *testing.T) {
+	s := newStack(t, 1)
+	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	send := func(ids ...string) {
+		for _, id := range ids {
+			b, _ := json.Marshal(codecs.CleanSubmission{V: 1, MessageID: id, StudyID: "ONC-301", SiteID: "SITE-001",
+				SubjectID: "ONC-301-001-0001", Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: time.Now().UTC(), ReceivedAt: time.Now().UTC()})
+			if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: s.names.Clean, Key: sarama.StringEncoder("ONC-301-001-0001"), Value: sarama.ByteEncoder(b)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	topicID := func() string {
+		client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test-ids", s.cfg.DialTimeout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		ids, err := topics.IDs(client, s.names.Clean)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids[s.names.Clean]
+	}
+	oldID := topicID()
+	send("old-0", "old-1", "old-2", "old-3", "old-4") // offsets 0..4
+	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	waitCount(t, s, p, "SELECT count() FROM {db}.submissions", 5)
+	p.stop(t)
+	if n := s.count("SELECT count() FROM {db}.submissions WHERE kafka_topic_id = ?", oldID); n != 5 {
+		t.Fatalf("%d rows carry the topic's ID %s, want 5", n, oldID)
+	}
+
+	admin, err := connect.KafkaAdmin(s.cfg, "warehouse-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.DeleteTopic(s.names.Clean); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := admin.CreateTopic(s.names.Clean, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create %s again: %v", s.names.Clean, err)
+		}
+		time.Sleep(200 * time.Millisecond) // the deletion is still under way
+	}
+	newID := topicID()
+	if newID == oldID || newID == "" {
+		t.Fatalf("the recreated topic's ID is %q, the old one's %q: want a new ID", newID, oldID)
+	}
+	send("new-0", "new-1", "new-2") // offsets 0..2 again, below the old topic's 4
+	p = s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	s.waitGroups(time.Minute, map[string][]string{"warehouse": {s.names.Clean}}, p)
+	if n := s.count("SELECT count() FROM {db}.submissions WHERE kafka_topic_id = ?", newID); n != 3 {
+		t.Fatalf("%d rows of the recreated topic stored, want its 3; log:\n%s", n, tail(p.log))
+	}
+	if n := s.count("SELECT count() FROM {db}.submissions"); n != 8 {
+		t.Fatalf("submissions: %d rows, want 8 (5 of the old topic, 3 of the new)", n)
 	}
 	p.stop(t)
 }

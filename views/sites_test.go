@@ -48,7 +48,7 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 		v := 2.0
 		r, err := warehouse.SubmissionRow(codecs.CleanSubmission{V: 1, MessageID: id, StudyID: "ONC-301", SiteID: site,
 			SubjectID: subject, Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: at, ReceivedAt: at,
-			Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, "clean", 0, 0)
+			Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, warehouse.Source{Topic: "clean"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 		sub("m3", "SITE-001", "S3", now.Add(-72*time.Hour)), sub("m4", "SITE-002", "S4", now.Add(-time.Minute)))
 	alert := func(id, sev, site string) chsink.Row {
 		r, err := warehouse.AlertRow(codecs.Alert{V: 1, AlertID: id, RuleID: "r", RuleVersion: 1, Severity: sev, StudyID: "ONC-301",
-			SiteID: site, SubjectID: "S1", MessageID: "m1", SubmittedAt: now, RaisedAt: now}, "alerts", 0, 0)
+			SiteID: site, SubjectID: "S1", MessageID: "m1", SubmittedAt: now, RaisedAt: now}, warehouse.Source{Topic: "alerts"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 	}
 	insert(t, conn, db, warehouse.Alerts, alert("a1", "urgent", "SITE-001"), alert("a2", "urgent", "SITE-001"), alert("a3", "warning", "SITE-002"))
 	ack, _, _ := warehouse.CommandRow(codecs.Command{CommandID: "ack:a2", Kind: codecs.CommandAlertAcknowledged, StudyID: "ONC-301",
-		SubjectID: "S1", AlertID: "a2", At: now}, "commands", 0, 0)
+		SubjectID: "S1", AlertID: "a2", At: now}, warehouse.Source{Topic: "commands"})
 	insert(t, conn, db, warehouse.Commands, ack)
 
 	sites, err := views.NewSites(views.SitesConfig{Database: db, RedisPrefix: prefix}, views.SitesDeps{ClickHouse: conn, Redis: rdb, Log: log})
@@ -144,14 +144,14 @@ func TestSiteDashboardsCountEnrolledSubjectsWhoNeverReported(t *testing.T) {
 	v := 1.0
 	rep, err := warehouse.SubmissionRow(codecs.CleanSubmission{V: 1, MessageID: "m1", StudyID: "ONC-301", SiteID: "SITE-001",
 		SubjectID: "S1", Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: now.Add(-time.Hour), ReceivedAt: now,
-		Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, "clean", 0, 0)
+		Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, warehouse.Source{Topic: "clean"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	insert(t, conn, db, warehouse.Submissions, rep)
 	enrol := func(subject, site, status string, rev int, off int64) chsink.Row {
 		r, err := warehouse.EnrolmentRow(codecs.Enrolment{V: 1, SubjectID: subject, StudyID: "ONC-301", SiteID: site, Status: status,
-			EnrolledAt: now.Add(-96 * time.Hour), Revision: rev, By: "k", At: now}, "enrolments", 0, off)
+			EnrolledAt: now.Add(-96 * time.Hour), Revision: rev, By: "k", At: now}, warehouse.Source{Topic: "enrolments", Partition: 0, Offset: off})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -117,7 +117,7 @@ func makeRows(n int) ([]chsink.Row, error) {
 			continue
 		}
 		p := int32(len(rows) % 12)
-		row, err := warehouse.SubmissionRow(c, "bench-clean", p, offsets[p])
+		row, err := warehouse.SubmissionRow(c, warehouse.Source{Topic: "bench-clean", Partition: p, Offset: offsets[p]})
 		if err != nil {
 			return nil, err
 		}

@@ -130,7 +130,7 @@ func (b *bench) warehouse() (func(), error) {
 		v := float64(i % 5)
 		row, err := warehouse.SubmissionRow(codecs.CleanSubmission{V: 1, MessageID: fmt.Sprintf("m%d", i), StudyID: fmt.Sprintf("STUDY-%d", i%3),
 			SiteID: fmt.Sprintf("SITE-%03d", i%40), SubjectID: fmt.Sprintf("S%d", i%3000), Instrument: "PRO-CTCAE", Format: "native",
-			SubmittedAt: now.Add(-time.Duration(i%150) * time.Hour), ReceivedAt: now, Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, "clean", 0, int64(i))
+			SubmittedAt: now.Add(-time.Duration(i%150) * time.Hour), ReceivedAt: now, Items: []codecs.CleanItem{{Code: "PAIN_SEVERITY", Num: &v}}}, warehouse.Source{Topic: "clean", Offset: int64(i)})
 		if err != nil {
 			return nil, err
 		}

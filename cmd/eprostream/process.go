@@ -146,7 +146,7 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 				a.log.Warn("local table discarded after the group failed; rebuilding it from Kafka", "group", group, "dir", dir)
 			}
 			built = true
-			ids := &subject.TopicIDs{}
+			ids := &topics.Identities{}
 			proc, err := newProcessor(a, group, names, registry, reg, f.stateDir, ids)
 			if err != nil {
 				return nil, err
@@ -191,22 +191,17 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 }
 
 // loadTopicIDs reads the Kafka IDs of the topics into ids.
-func loadTopicIDs(a *app, ids *subject.TopicIDs, names ...string) error {
+func loadTopicIDs(a *app, ids *topics.Identities, names ...string) error {
 	client, err := sarama.NewClient(a.cfg.KafkaBrokers, a.cfg.Kafka().Sarama("eprostream-topic-ids"))
 	if err != nil {
 		return fmt.Errorf("topic ids: %w", err)
 	}
 	defer client.Close()
-	m, err := topics.IDs(client, names...)
-	if err != nil {
-		return err
-	}
-	ids.Set(m)
-	return nil
+	return ids.Load(client, names...)
 }
 
 func newProcessor(a *app, group string, names topics.Names, registry *rules.Registry, reg prometheus.Registerer,
-	stateDir string, ids *subject.TopicIDs) (*goka.Processor, error) {
+	stateDir string, ids *topics.Identities) (*goka.Processor, error) {
 	opts := kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-"+group, filepath.Join(stateDir, group), a.log)
 	switch group {
 	case intake.Group:
@@ -242,7 +237,8 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 		_ = conn.Close()
 		return nil, err
 	}
-	proc, err := warehouse.New(warehouse.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, warehouse.Deps{Sink: sink, Log: a.log, Registry: reg},
+	ids := &topics.Identities{}
+	proc, err := warehouse.New(warehouse.Config{Brokers: a.cfg.KafkaBrokers, Names: names}, warehouse.Deps{Sink: sink, Log: a.log, Registry: reg, TopicIDs: ids},
 		kafkaconfig.GokaOptions(a.cfg.Kafka(), "eprostream-warehouse", filepath.Join(f.stateDir, warehouse.Group), a.log)...)
 	if err != nil {
 		_ = dead.Finish()
@@ -252,6 +248,11 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 	mon.AttachProcessor(proc)
 	run := func(ctx context.Context) error {
 		defer func() { _ = dead.Finish(); _ = conn.Close() }()
+		// Rows carry their topic's ID for the sink's offset guard; read at
+		// every (re)start, so a topic recreated meanwhile is told apart.
+		if err := loadTopicIDs(a, ids, names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments); err != nil {
+			return err
+		}
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return sink.Run(ctx) })
 		g.Go(func() error {

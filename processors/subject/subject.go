@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -38,39 +37,16 @@ type Deps struct {
 	MaxStateBytes int
 	// TopicIDs gives the input topics' Kafka IDs for replay detection by
 	// position; nil (or a topic it lacks) identifies a topic by its name.
-	TopicIDs *TopicIDs
-}
-
-// TopicIDs holds the Kafka topic IDs of the group's inputs; Set them
-// (topics.IDs) before the processor runs. Safe for concurrent use.
-type TopicIDs struct {
-	ids atomic.Pointer[map[string]string]
-}
-
-// Set replaces the IDs (topic name → Kafka topic ID).
-func (t *TopicIDs) Set(ids map[string]string) {
-	m := make(map[string]string, len(ids))
-	for name, id := range ids {
-		m[name] = "id:" + id
-	}
-	t.ids.Store(&m)
-}
-
-// of returns topic's identity: "id:" and its Kafka ID, or its name.
-func (t *TopicIDs) of(topic string) string {
-	if t != nil {
-		if m := t.ids.Load(); m != nil {
-			if id, ok := (*m)[topic]; ok {
-				return id
-			}
-		}
-	}
-	return topic
+	TopicIDs *topics.Identities
 }
 
 // position is the place of ctx's record.
 func (p *processor) position(ctx goka.Context) codecs.InputPos {
-	return codecs.InputPos{Topic: p.deps.TopicIDs.of(string(ctx.Topic())), Partition: ctx.Partition(), Offset: ctx.Offset()}
+	topic := string(ctx.Topic())
+	if id := p.deps.TopicIDs.ID(topic); id != "" {
+		topic = "id:" + id
+	}
+	return codecs.InputPos{Topic: topic, Partition: ctx.Partition(), Offset: ctx.Offset()}
 }
 
 type processor struct {

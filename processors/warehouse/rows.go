@@ -20,37 +20,37 @@ var (
 		Name: "submissions",
 		Columns: []string{"message_id", "submission_key", "study_id", "site_id", "subject_id", "instrument", "instrument_version",
 			"source", "format", "submitted_at", "offset_s", "received_at", "item_codes", "item_values", "item_units",
-			"text_item_codes", "score_codes", "score_values", "extra", "kafka_topic", "kafka_partition", "kafka_offset"},
-		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+			"text_item_codes", "score_codes", "score_values", "extra", "kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", TopicIDColumn: "kafka_topic_id", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
 		IDTable: "submission_keys", IDColumn: "submission_key",
 	}
 	Alerts = &chsink.Table{
 		Name: "alerts",
 		Columns: []string{"alert_id", "rule_id", "rule_version", "severity", "study_id", "site_id", "subject_id",
 			"message_id", "submitted_at", "raised_at", "evidence_item", "evidence_values", "evidence_unit",
-			"evidence_baseline", "evidence_threshold", "evidence_detail", "kafka_topic", "kafka_partition", "kafka_offset"},
-		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+			"evidence_baseline", "evidence_threshold", "evidence_detail", "kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", TopicIDColumn: "kafka_topic_id", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
 		IDTable: "alert_ids", IDColumn: "alert_id",
 	}
 	Commands = &chsink.Table{
 		Name: "operator_commands",
 		Columns: []string{"command_id", "kind", "study_id", "subject_id", "alert_id", "fence", "plan", "by_key", "at",
-			"kafka_topic", "kafka_partition", "kafka_offset"},
-		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+			"kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", TopicIDColumn: "kafka_topic_id", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
 		IDTable: "command_ids", IDColumn: "command_id",
 	}
 	Enrolments = &chsink.Table{
 		Name: "enrolments",
 		Columns: []string{"enrolment_id", "subject_id", "study_id", "site_id", "status", "enrolled_at", "ended_at",
-			"revision", "by_key", "at", "kafka_topic", "kafka_partition", "kafka_offset"},
-		TopicColumn: "kafka_topic", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+			"revision", "by_key", "at", "kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", TopicIDColumn: "kafka_topic_id", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
 		IDTable: "enrolment_ids", IDColumn: "enrolment_id",
 	}
 	DLQEvents = &chsink.Table{
 		Name: "dlq_events",
-		Columns: []string{"dlq_topic", "dlq_partition", "dlq_offset", "dead_letter_id", "original_key", "class", "reason",
+		Columns: []string{"dlq_topic", "dlq_topic_id", "dlq_partition", "dlq_offset", "dead_letter_id", "original_key", "class", "reason",
 			"source_group", "source_topic", "source_partition", "source_offset", "dead_at", "size_bytes"},
-		TopicColumn: "dlq_topic", PartitionColumn: "dlq_partition", OffsetColumn: "dlq_offset",
+		TopicColumn: "dlq_topic", TopicIDColumn: "dlq_topic_id", PartitionColumn: "dlq_partition", OffsetColumn: "dlq_offset",
 		IDTable: "dlq_ids", IDColumn: "dead_letter_id",
 	}
 )
@@ -73,7 +73,7 @@ func checkTime(field string, t time.Time) error {
 
 // SubmissionRow is the submissions row of c read at topic/partition/offset;
 // an error wraps a value ClickHouse cannot store.
-func SubmissionRow(c codecs.CleanSubmission, topic string, partition int32, offset int64) (chsink.Row, error) {
+func SubmissionRow(c codecs.CleanSubmission, src Source) (chsink.Row, error) {
 	if err := errors.Join(checkTime("submitted_at", c.SubmittedAt), checkTime("received_at", c.ReceivedAt)); err != nil {
 		return chsink.Row{}, err
 	}
@@ -96,11 +96,28 @@ func SubmissionRow(c codecs.CleanSubmission, topic string, partition int32, offs
 		}
 	}
 	key := SubmissionKey(c.StudyID, c.MessageID)
-	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: key, Key: c.SubjectID, Values: []any{
+	return src.row(key, c.SubjectID,
 		c.MessageID, key, c.StudyID, c.SiteID, c.SubjectID, c.Instrument, c.InstrumentVersion, c.Source, c.Format,
 		c.SubmittedAt.UTC(), int32(c.OffsetSeconds), c.ReceivedAt.UTC(), nonNil(codes), nonNilF(values), nonNil(units),
-		nonNil(texts), nonNil(scoreCodes), nonNilF(scoreValues), extra, topic, uint16(partition), uint64(offset),
-	}}, nil
+		nonNil(texts), nonNil(scoreCodes), nonNilF(scoreValues), extra), nil
+}
+
+// Source is where a row's record was read: its topic (name and Kafka topic
+// ID), partition and offset; every table stores it with the row, and the
+// sink's offset guard reads it back.
+type Source struct {
+	Topic     string
+	TopicID   string // "" when unknown (the guard then matches rows without an ID)
+	Partition int32
+	Offset    int64
+}
+
+// row is the row of values read at src, with id and the record's key; the
+// source columns (topic, topic ID, partition, offset) follow values.
+func (src Source) row(id, key string, values ...any) chsink.Row {
+	values = append(values, src.Topic, src.TopicID, uint16(src.Partition), uint64(src.Offset))
+	return chsink.Row{Topic: src.Topic, TopicID: src.TopicID, Partition: src.Partition, Offset: src.Offset,
+		ID: id, Key: key, Values: values}
 }
 
 // SubmissionKey is a submission's identity: its message_id within its
@@ -108,7 +125,7 @@ func SubmissionRow(c codecs.CleanSubmission, topic string, partition int32, offs
 func SubmissionKey(study, messageID string) string { return study + "/" + messageID }
 
 // AlertRow is the alerts row of a read at topic/partition/offset.
-func AlertRow(a codecs.Alert, topic string, partition int32, offset int64) (chsink.Row, error) {
+func AlertRow(a codecs.Alert, src Source) (chsink.Row, error) {
 	if err := errors.Join(checkTime("submitted_at", a.SubmittedAt), checkTime("raised_at", a.RaisedAt)); err != nil {
 		return chsink.Row{}, err
 	}
@@ -116,30 +133,26 @@ func AlertRow(a codecs.Alert, topic string, partition int32, offset int64) (chsi
 		return chsink.Row{}, fmt.Errorf("%w: severity %q", errOutOfRange, a.Severity)
 	}
 	e := a.Evidence
-	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: a.AlertID, Key: a.SubjectID, Values: []any{
+	return src.row(a.AlertID, a.SubjectID,
 		a.AlertID, a.RuleID, uint32(a.RuleVersion), a.Severity, a.StudyID, a.SiteID, a.SubjectID, a.MessageID,
-		a.SubmittedAt.UTC(), a.RaisedAt.UTC(), e.Item, nonNilF(e.Values), e.Unit, e.Baseline, e.Threshold, e.Detail,
-		topic, uint16(partition), uint64(offset),
-	}}, nil
+		a.SubmittedAt.UTC(), a.RaisedAt.UTC(), e.Item, nonNilF(e.Values), e.Unit, e.Baseline, e.Threshold, e.Detail), nil
 }
 
 // CommandRow is the operator_commands row of c; ok is false for commands
 // that are not an operator's (the scheduler's check_schedule).
-func CommandRow(c codecs.Command, topic string, partition int32, offset int64) (row chsink.Row, ok bool, err error) {
+func CommandRow(c codecs.Command, src Source) (row chsink.Row, ok bool, err error) {
 	if c.Kind != codecs.CommandPlanAdjusted && c.Kind != codecs.CommandAlertAcknowledged {
 		return chsink.Row{}, false, nil
 	}
 	if err := checkTime("at", c.At); err != nil {
 		return chsink.Row{}, true, err
 	}
-	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: c.CommandID, Key: c.SubjectID, Values: []any{
-		c.CommandID, c.Kind, c.StudyID, c.SubjectID, c.AlertID, c.Fence, string(c.Plan), c.By, c.At.UTC(),
-		topic, uint16(partition), uint64(offset),
-	}}, true, nil
+	return src.row(c.CommandID, c.SubjectID,
+		c.CommandID, c.Kind, c.StudyID, c.SubjectID, c.AlertID, c.Fence, string(c.Plan), c.By, c.At.UTC()), true, nil
 }
 
 // EnrolmentRow is the enrolments row of e read at topic/partition/offset.
-func EnrolmentRow(e codecs.Enrolment, topic string, partition int32, offset int64) (chsink.Row, error) {
+func EnrolmentRow(e codecs.Enrolment, src Source) (chsink.Row, error) {
 	errs := []error{checkTime("enrolled_at", e.EnrolledAt), checkTime("at", e.At)}
 	var ended *time.Time
 	if e.EndedAt != nil {
@@ -151,13 +164,11 @@ func EnrolmentRow(e codecs.Enrolment, topic string, partition int32, offset int6
 		return chsink.Row{}, err
 	}
 	id := e.SubjectID + "#" + strconv.Itoa(e.Revision)
-	return chsink.Row{Topic: topic, Partition: partition, Offset: offset, ID: id, Key: e.SubjectID, Values: []any{
-		id, e.SubjectID, e.StudyID, e.SiteID, e.Status, e.EnrolledAt.UTC(), ended, uint32(e.Revision), e.By, e.At.UTC(),
-		topic, uint16(partition), uint64(offset),
-	}}, nil
+	return src.row(id, e.SubjectID,
+		id, e.SubjectID, e.StudyID, e.SiteID, e.Status, e.EnrolledAt.UTC(), ended, uint32(e.Revision), e.By, e.At.UTC()), nil
 }
 
-func dlqRow(ctx goka.Context, raw []byte) chsink.Row {
+func dlqRow(ctx goka.Context, src Source, raw []byte) chsink.Row {
 	h := ctx.Headers()
 	at, err := time.Parse(time.RFC3339Nano, string(h[dlq.HeaderAt]))
 	if err != nil || checkTime("dlq.at", at) != nil {
@@ -170,8 +181,8 @@ func dlqRow(ctx goka.Context, raw []byte) chsink.Row {
 		class = "unknown"
 	}
 	id := DeadLetterID(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), h)
-	return chsink.Row{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset(), Key: ctx.Key(), ID: id, Values: []any{
-		string(ctx.Topic()), uint16(ctx.Partition()), uint64(ctx.Offset()), id, ctx.Key(), class, string(h[dlq.HeaderReason]),
+	return chsink.Row{Topic: src.Topic, TopicID: src.TopicID, Partition: src.Partition, Offset: src.Offset, Key: ctx.Key(), ID: id, Values: []any{
+		src.Topic, src.TopicID, uint16(src.Partition), uint64(src.Offset), id, ctx.Key(), class, string(h[dlq.HeaderReason]),
 		string(h[dlq.HeaderGroup]), string(h[dlq.HeaderTopic]), int32(srcPartition), srcOffset, at.UTC(), uint32(len(raw)),
 	}}
 }

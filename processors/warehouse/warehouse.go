@@ -27,6 +27,10 @@ type Deps struct {
 	Sink     *chsink.Sink
 	Log      *slog.Logger
 	Registry prometheus.Registerer // may be nil
+	// TopicIDs gives the inputs' Kafka topic IDs, stored with every row for
+	// the sink's offset guard; nil stores "" (the guard then cannot tell a
+	// topic recreated under its old name from the old one).
+	TopicIDs *topics.Identities
 }
 
 type processor struct {
@@ -79,6 +83,12 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 	return p, nil
 }
 
+// source is where ctx's record was read.
+func (p *processor) source(ctx goka.Context) Source {
+	topic := string(ctx.Topic())
+	return Source{Topic: topic, TopicID: p.deps.TopicIDs.ID(topic), Partition: ctx.Partition(), Offset: ctx.Offset()}
+}
+
 func (p *processor) onClean(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
 	v, err := codecs.JSON[codecs.CleanSubmission]{}.Decode(raw)
@@ -86,7 +96,7 @@ func (p *processor) onClean(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "clean", dlq.ClassDecode, raw, err)
 		return
 	}
-	row, err := SubmissionRow(v.(codecs.CleanSubmission), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	row, err := SubmissionRow(v.(codecs.CleanSubmission), p.source(ctx))
 	p.add(ctx, "clean", Submissions, raw, row, err)
 }
 
@@ -97,7 +107,7 @@ func (p *processor) onAlert(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "alert", dlq.ClassDecode, raw, err)
 		return
 	}
-	row, err := AlertRow(v.(codecs.Alert), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	row, err := AlertRow(v.(codecs.Alert), p.source(ctx))
 	p.add(ctx, "alert", Alerts, raw, row, err)
 }
 
@@ -107,7 +117,7 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 	if err != nil {
 		return // the subject group dead-letters commands it cannot decode
 	}
-	row, ok, err := CommandRow(v.(codecs.Command), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	row, ok, err := CommandRow(v.(codecs.Command), p.source(ctx))
 	if !ok {
 		return // a scheduler's check: not part of the audit trail
 	}
@@ -116,7 +126,7 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 
 func (p *processor) onDead(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
-	p.add(ctx, "dlq", DLQEvents, raw, dlqRow(ctx, raw), nil)
+	p.add(ctx, "dlq", DLQEvents, raw, dlqRow(ctx, p.source(ctx), raw), nil)
 }
 
 // add hands a row to the sink; the record's offset is committed when the
@@ -128,7 +138,7 @@ func (p *processor) onEnrolment(ctx goka.Context, msg any) {
 		p.deadLetter(ctx, "enrolment", dlq.ClassDecode, raw, err)
 		return
 	}
-	row, err := EnrolmentRow(v.(codecs.Enrolment), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	row, err := EnrolmentRow(v.(codecs.Enrolment), p.source(ctx))
 	p.add(ctx, "enrolment", Enrolments, raw, row, err)
 }
 

@@ -148,6 +148,10 @@ func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
 		q += " AND " + t.TopicColumn + " = ?"
 		args = append(args, l.topic)
 	}
+	if t.TopicIDColumn != "" {
+		q += " AND " + t.TopicIDColumn + " = ?"
+		args = append(args, l.topicID)
+	}
 	var maxOffset, n uint64
 	if err := s.conn.QueryRow(ctx, q, args...).Scan(&maxOffset, &n); err != nil {
 		if l.loaded {

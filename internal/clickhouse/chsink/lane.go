@@ -10,6 +10,7 @@ import (
 type lane struct {
 	table     *Table
 	topic     string
+	topicID   string
 	partition int32
 
 	// flushing serialises inserts, so batches reach ClickHouse in offset order.

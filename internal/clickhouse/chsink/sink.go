@@ -23,6 +23,11 @@ type Table struct {
 	// the sink reads the highest offset per partition from them. TopicColumn
 	// may be empty when the table only ever holds one topic.
 	TopicColumn, PartitionColumn, OffsetColumn string
+	// TopicIDColumn, when set, holds the Kafka ID of the row's topic, and
+	// the highest offset is read for that topic ID only: a topic deleted and
+	// created again under its name starts its offsets anew, and its rows
+	// must not be skipped as if they were the old topic's.
+	TopicIDColumn string
 	// IDTable and IDColumn, when set, index the rows' ids for deduplication.
 	IDTable, IDColumn string
 }
@@ -31,6 +36,7 @@ type Table struct {
 type Row struct {
 	Values    []any
 	Topic     string
+	TopicID   string // the topic's Kafka ID, when the table has a TopicIDColumn
 	Partition int32
 	Offset    int64
 	ID        string // "" when the table has no id index
@@ -123,6 +129,7 @@ type Sink struct {
 type laneKey struct {
 	table     string
 	topic     string
+	topicID   string
 	partition int32
 }
 
@@ -167,12 +174,12 @@ func (s *Sink) Add(ctx context.Context, t *Table, row Row, commit func(error)) e
 }
 
 func (s *Sink) lane(t *Table, row Row) *lane {
-	k := laneKey{t.Name, row.Topic, row.Partition}
+	k := laneKey{t.Name, row.Topic, row.TopicID, row.Partition}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.lanes[k]
 	if !ok {
-		l = &lane{table: t, topic: row.Topic, partition: row.Partition, maxOffset: -1}
+		l = &lane{table: t, topic: row.Topic, topicID: row.TopicID, partition: row.Partition, maxOffset: -1}
 		s.lanes[k] = l
 	}
 	return l

@@ -479,7 +479,7 @@ func TestAReassignedLaneReadsItsStoredOffsetAgain(t *testing.T) {
 		}
 	}
 	add(0, 3) // a full lane: inserted, the lane now knows offset 2
-	k := laneKey{plainTable.Name, testTopic, 0}
+	k := laneKey{table: plainTable.Name, topic: testTopic}
 	if l := s.lanes[k]; l == nil || !l.loaded || l.maxOffset != 2 {
 		t.Fatalf("lane after the first insert: %+v, want loaded with maxOffset 2", l)
 	}
@@ -505,7 +505,7 @@ func TestAReassignedLaneReadsItsStoredOffsetAgain(t *testing.T) {
 // laneSize is the number of rows waiting in partition p's lane of table.
 func laneSize(s *Sink, table *Table, p int32) int {
 	s.mu.Lock()
-	l := s.lanes[laneKey{table.Name, testTopic, p}]
+	l := s.lanes[laneKey{table: table.Name, topic: testTopic, partition: p}]
 	s.mu.Unlock()
 	if l == nil {
 		return 0

@@ -3,6 +3,7 @@ package topics
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 )
@@ -40,4 +41,41 @@ func IDs(client sarama.Client, names ...string) (map[string]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// Identities holds the Kafka topic IDs of a group's inputs, read with IDs
+// when the group starts; a group's callbacks ask it for their record's
+// topic. Safe for concurrent use; the zero value (and nil) knows no topic.
+type Identities struct {
+	ids atomic.Pointer[map[string]string]
+}
+
+// Set replaces the IDs (topic name → Kafka topic ID).
+func (t *Identities) Set(ids map[string]string) {
+	m := make(map[string]string, len(ids))
+	for name, id := range ids {
+		m[name] = id
+	}
+	t.ids.Store(&m)
+}
+
+// ID returns topic's Kafka topic ID, or "" when t does not know it.
+func (t *Identities) ID(topic string) string {
+	if t == nil {
+		return ""
+	}
+	if m := t.ids.Load(); m != nil {
+		return (*m)[topic]
+	}
+	return ""
+}
+
+// Load reads the IDs of names through client into t.
+func (t *Identities) Load(client sarama.Client, names ...string) error {
+	ids, err := IDs(client, names...)
+	if err != nil {
+		return err
+	}
+	t.Set(ids)
+	return nil
 }

@@ -1,11 +1,16 @@
 package processors_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,4 +355,163 @@ func TestWarehouseStoresARecreatedTopicsRows(t *testing.T) {
 		t.Fatalf("submissions: %d rows, want 8 (5 of the old topic, 3 of the new)", n)
 	}
 	p.stop(t)
+}
+
+// replyDropper forwards TCP between the warehouse and ClickHouse. Once, it
+// lets an INSERT and its rows reach ClickHouse but drops ClickHouse's
+// answer; when stored reports the rows visible, it closes both ends, so the
+// warehouse sees a failed insert that ClickHouse in fact applied.
+type replyDropper struct {
+	ln     net.Listener
+	target string
+	stored func() bool // the dropped insert's rows are in ClickHouse
+	fired  atomic.Bool // an insert's answer was dropped
+	seen   atomic.Bool // stored() held before the connection was closed
+	wg     sync.WaitGroup
+}
+
+func newReplyDropper(t *testing.T, target string, stored func() bool) *replyDropper {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &replyDropper{ln: ln, target: target, stored: stored}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *replyDropper) addr() string { return p.ln.Addr().String() }
+
+// The native protocol: the client sends the INSERT query, ClickHouse
+// answers with the table's block structure, the client sends the rows and
+// ClickHouse acknowledges them. The answer after the rows is what is lost.
+const (
+	forwarding int32 = iota
+	insertSent
+	structureAnswered
+	dropping
+)
+
+func (p *replyDropper) serve(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	var state atomic.Int32
+	done := make(chan struct{})
+	go func() { // ClickHouse → client
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := server.Read(buf)
+			if n > 0 {
+				state.CompareAndSwap(insertSent, structureAnswered)
+				if state.Load() != dropping {
+					if _, werr := client.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+			}
+			if err != nil {
+				_ = client.Close()
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	for { // client → ClickHouse
+		n, err := client.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if state.Load() == forwarding && bytes.Contains(chunk, []byte("INSERT INTO")) && p.fired.CompareAndSwap(false, true) {
+				state.Store(insertSent)
+			}
+			if state.CompareAndSwap(structureAnswered, dropping) {
+				p.wg.Add(1)
+				go func() {
+					defer p.wg.Done()
+					deadline := time.Now().Add(20 * time.Second)
+					for !p.stored() && time.Now().Before(deadline) {
+						time.Sleep(50 * time.Millisecond)
+					}
+					p.seen.Store(p.stored())
+					_ = client.Close()
+					_ = server.Close()
+				}()
+			}
+			if _, werr := server.Write(chunk); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	_ = server.Close()
+	<-done
+}
+
+// ClickHouse applies an insert but its answer never reaches the warehouse
+// (a TCP proxy drops it and closes the connection): the retry finds the
+// rows in the id index and the table holds every submission once.
+func TestWarehouseInsertWhoseAnswerIsLostIsStoredOnce(t *testing.T) {
+	s := newStack(t, 1)
+	const n = 300
+	proxy := newReplyDropper(t, s.cfg.ClickHouseAddr, func() bool {
+		rows := s.count("SELECT count() FROM {db}.submissions")
+		return rows > 0 && s.count("SELECT count() FROM {db}.submission_keys") == rows
+	})
+	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	var msgs []*sarama.ProducerMessage
+	for i := range n {
+		subject := fmt.Sprintf("ONC-301-001-%04d", i%20)
+		b, _ := json.Marshal(codecs.CleanSubmission{V: 1, MessageID: fmt.Sprintf("lost-%d", i), StudyID: "ONC-301", SiteID: "SITE-001",
+			SubjectID: subject, Instrument: "PRO-CTCAE", Format: "native", SubmittedAt: time.Now().UTC(), ReceivedAt: time.Now().UTC()})
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: s.names.Clean, Key: sarama.StringEncoder(subject), Value: sarama.ByteEncoder(b)})
+	}
+	if err := producer.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+	p := s.startWithEnv("warehouse", []string{"CLICKHOUSE_ADDR=" + proxy.addr()},
+		"--group", "warehouse", "--batch-delay", "200ms", "--state-dir", t.TempDir())
+	s.waitGroups(2*time.Minute, map[string][]string{"warehouse": {s.names.Clean}}, p)
+	if !proxy.fired.Load() {
+		t.Fatalf("no insert went through the proxy; log:\n%s", tail(p.log))
+	}
+	if !proxy.seen.Load() {
+		t.Fatalf("ClickHouse did not store the insert whose answer was dropped; log:\n%s", tail(p.log))
+	}
+	if log := readLog(t, p.log); !strings.Contains(log, "clickhouse insert failed; retrying") {
+		t.Fatalf("the warehouse did not see the insert fail; log:\n%s", tail(p.log))
+	}
+	if got := s.count("SELECT count() FROM {db}.submissions"); got != n {
+		t.Fatalf("submissions: %d rows, want %d (each once)", got, n)
+	}
+	if got := s.count("SELECT toUInt64(uniqExact(submission_key)) FROM {db}.submissions"); got != n {
+		t.Fatalf("submissions: %d distinct keys, want %d", got, n)
+	}
+	p.stop(t)
+}
+
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

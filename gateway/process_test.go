@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eprostream/eprostream/internal/clickhouse/schema"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/testenv"
 )
@@ -146,5 +148,92 @@ func TestTwoGatewaysEnforceOneLimit(t *testing.T) {
 	}
 	if n := f.records(f.names.Submissions); n != accepted.Load() {
 		t.Fatalf("%d records for %d accepted submissions", n, accepted.Load())
+	}
+}
+
+// `eprostream serve` runs the gateway and the groups in one process behind
+// one admin endpoint: its /metrics holds the gateway's metrics beside the
+// groups', and its /readyz runs the gateway's checks (the study registry,
+// the alert index) beside the groups'.
+func TestServeHasOneAdminEndpointForBoth(t *testing.T) {
+	f := newFixture(t)
+	ch, db := testenv.ClickHouse(t)
+	if err := schema.Migrate(context.Background(), ch, db, quiet); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	env := "serve-" + hex.EncodeToString(b)
+	_, token, err := apikeys.NewStore(f.rdb, "eprostream:"+env+":").Create(context.Background(), apikeys.Spec{Name: "serve",
+		Studies: []string{"ONC-301"}, Roles: []string{apikeys.RoleSubmit}, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	logPath := filepath.Join(t.TempDir(), "serve.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testenv.Binary(t), "serve", "--listen", addr, "--state-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "EPRO_ENV="+env, "TOPIC_PREFIX="+f.cfg.TopicPrefix, "ADMIN_ADDR="+adminAddr,
+		"CLICKHOUSE_DATABASE="+db)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("serve log:\n%s", b)
+		}
+	})
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		status, body := get("/readyz")
+		if status == http.StatusOK {
+			for _, check := range []string{"groups: ok", "registry: ok", "alert index: ok"} {
+				if !strings.Contains(body, check) {
+					t.Fatalf("/readyz lacks %q:\n%s", check, body)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not become ready: %d %s", status, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/submissions", strings.NewReader(string(native("serve-1", nil))))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submission: %d, want 202", resp.StatusCode)
+	}
+	status, metrics := get("/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", status, metrics)
+	}
+	for _, name := range []string{`eprostream_gateway_requests_total{`, "eprostream_chsink_buffered_rows ", "go_goroutines "} {
+		if !strings.Contains(metrics, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
 	}
 }

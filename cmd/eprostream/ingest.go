@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -52,7 +53,7 @@ from 'eprostream apikey create'. On SIGINT/SIGTERM the gateway stops
 accepting, finishes in-flight requests and flushes its producers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			run, err := newIngest(a, f)
+			run, _, err := newIngest(a, f, admin.NewRegistry())
 			if err != nil {
 				return err
 			}
@@ -63,21 +64,21 @@ accepting, finishes in-flight requests and flushes its producers.`,
 	return cmd
 }
 
-// newIngest wires the gateway and returns a function serving it (and the
-// admin endpoints) until ctx ends.
-func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
+// newIngest wires the gateway, its metrics registered with reg, and
+// returns a function serving it until ctx ends (and the admin endpoints,
+// when a.cfg.AdminAddr is set), with the gateway's readiness checks.
+func newIngest(a *app, f *ingestFlags, reg *prometheus.Registry) (func(context.Context) error, []connect.Check, error) {
 	cat, err := catalog.Load(a.cfg.StudiesFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f.gw.Catalogue, f.gw.TopicPrefix = cat, a.cfg.TopicPrefix
 	rdb := connect.RedisFailFast(a.cfg)
 	prefix := a.cfg.RedisPrefix()
-	reg := admin.NewRegistry()
 	deps := gateway.Deps{Keys: apikeys.NewStore(rdb, prefix), Locks: fencedlock.New(rdb, prefix), Log: a.log, Registry: reg}
 	if !f.noLimits {
 		if deps.Limiter, err = ratelimit.New(rdb, prefix, f.rate); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if !f.noIdem {
@@ -85,35 +86,50 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 	}
 	subs, err := emitters.NewSubmissionEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cmds, err := emitters.NewCommandEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
 	if err != nil {
 		_ = subs.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	enrols, err := emitters.NewEnrolmentEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
 	if err != nil {
 		_ = subs.Close()
 		_ = cmds.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	roster, rosterDir, err := newRoster(a, "ingest")
 	if err != nil {
 		_, _, _ = subs.Close(), cmds.Close(), enrols.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	alerts, alertsDir, err := newAlertIndex(a)
 	if err != nil {
 		_, _, _ = subs.Close(), cmds.Close(), enrols.Close()
 		_ = os.RemoveAll(rosterDir)
-		return nil, err
+		return nil, nil, err
 	}
 	deps.Producer, deps.Commands, deps.Roster, deps.Enrolments, deps.Alerts = subs, cmds, roster, enrols, alerts
 	gw, err := gateway.New(f.gw, deps)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	// Ready means Kafka answers and the study registry and the alert index
+	// are loaded: without Redis ingest goes on.
+	checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }},
+		{Name: "registry", Run: func(context.Context) error {
+			if !roster.Recovered() {
+				return catalog.ErrRosterLoading
+			}
+			return nil
+		}},
+		{Name: "alert index", Run: func(context.Context) error {
+			if !alerts.Recovered() {
+				return keyview.ErrLoading
+			}
+			return nil
+		}}}
 	return func(ctx context.Context) error {
 		defer rdb.Close()
 		defer os.RemoveAll(rosterDir)
@@ -142,22 +158,8 @@ func newIngest(a *app, f *ingestFlags) (func(context.Context) error, error) {
 			return err
 		})
 		if a.cfg.AdminAddr != "" {
-			// Ready means Kafka answers and the study registry is loaded: without Redis ingest goes on.
-			checks := []connect.Check{{Name: "kafka", Run: func(ctx context.Context) error { return connect.PingKafka(ctx, a.cfg) }},
-				{Name: "registry", Run: func(context.Context) error {
-					if !roster.Recovered() {
-						return catalog.ErrRosterLoading
-					}
-					return nil
-				}},
-				{Name: "alert index", Run: func(context.Context) error {
-					if !alerts.Recovered() {
-						return keyview.ErrLoading
-					}
-					return nil
-				}}}
 			g.Go(func() error { return runAdmin(gctx, a, reg, checks, nil) })
 		}
 		return g.Wait()
-	}, nil
+	}, checks, nil
 }

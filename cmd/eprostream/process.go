@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,14 @@ type processFlags struct {
 	rulesDir         string
 	scheduleInterval time.Duration
 	sink             chsink.Config
+	also             adminParts // serve: the gateway's metrics and checks, on the same admin endpoint
+}
+
+// adminParts are metrics and readiness checks of another part of the
+// process, served on its admin endpoint beside the groups'.
+type adminParts struct {
+	gatherer prometheus.Gatherer
+	checks   []connect.Check
 }
 
 func newProcessCmd(a *app) *cobra.Command {
@@ -179,9 +188,19 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 			return err
 		}
 		checks = append(checks, connect.Check{Name: "groups", Run: health.Check})
+		for _, c := range f.also.checks {
+			if !slices.ContainsFunc(checks, func(have connect.Check) bool { return have.Name == c.Name }) {
+				checks = append(checks, c)
+			}
+		}
 		defer closeChecks()
 		g.Go(func() error {
-			return runAdmin(ctx, a, reg, checks, func(s *admin.Server) { s.Mount("/monitor/", router) })
+			return runAdmin(ctx, a, reg, checks, func(s *admin.Server) {
+				s.Mount("/monitor/", router)
+				if f.also.gatherer != nil {
+					s.Also(f.also.gatherer)
+				}
+			})
 		})
 	}
 	if err := g.Wait(); err != nil {

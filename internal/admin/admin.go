@@ -31,6 +31,14 @@ type Server struct {
 	log          *slog.Logger
 	checkTimeout time.Duration
 	mounts       map[string]http.Handler
+	also         []prometheus.Gatherer
+}
+
+// Also serves g's metrics on /metrics beside the registry's (another part
+// of the process with a registry of its own; names must not repeat).
+func (s *Server) Also(g prometheus.Gatherer) *Server {
+	s.also = append(s.also, g)
+	return s
 }
 
 // Mount serves h under pattern (e.g. "/monitor/" for goka's monitor).
@@ -86,7 +94,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	gather := prometheus.Gatherers{s.registry}
+	gather = append(gather, s.also...)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{Registry: s.registry}))
 	for pattern, h := range s.mounts {
 		mux.Handle(pattern, h)
 	}

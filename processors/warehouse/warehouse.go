@@ -73,8 +73,15 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 	}
 	if deps.Sink != nil {
 		// After a rebalance a partition may come back that another instance
-		// inserted rows of meanwhile: the sink reads its offset guards again.
-		opts = append(opts, goka.WithRebalanceCallback(func(goka.Assignment) { deps.Sink.Reassigned() }))
+		// inserted rows of meanwhile: the sink reads its offset guards again,
+		// and drops what it holds of partitions now another instance's.
+		opts = append(opts, goka.WithRebalanceCallback(func(a goka.Assignment) {
+			held := make([]int32, 0, len(a))
+			for p := range a {
+				held = append(held, p)
+			}
+			deps.Sink.Reassigned(held)
+		}))
 	}
 	p, err := goka.NewProcessor(cfg.Brokers, g, opts...)
 	if err != nil {

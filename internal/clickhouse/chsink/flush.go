@@ -27,6 +27,10 @@ func (s *Sink) flush(ctx context.Context, l *lane) {
 	}
 	backoff := s.cfg.RetryMin
 	for {
+		if l.revoked.Load() {
+			s.fail(rows, commits, ErrRevoked)
+			return
+		}
 		err := s.insert(ctx, l, rows, commits)
 		if err == nil {
 			s.release(len(rows))

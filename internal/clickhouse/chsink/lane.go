@@ -21,6 +21,9 @@ type lane struct {
 	loaded    bool
 	// stale asks the next insert to read maxOffset again (Reassigned).
 	stale atomic.Bool
+	// revoked: the group no longer holds the partition; the lane is out of
+	// the sink's map and inserts nothing more.
+	revoked atomic.Bool
 
 	mu      sync.Mutex
 	rows    []Row

@@ -111,6 +111,10 @@ type RejectFunc func(ctx context.Context, row Row, reason error) error
 // sink stops without being able to insert them; they will be read again.
 var ErrClosed = errors.New("chsink: stopped before the rows were inserted")
 
+// ErrRevoked is passed to commit callbacks of rows of a partition the group
+// no longer holds (Reassigned); the partition's new owner reads them again.
+var ErrRevoked = errors.New("chsink: the partition was revoked before the rows were inserted")
+
 // Sink is safe for concurrent use.
 type Sink struct {
 	conn     driver.Conn
@@ -185,15 +189,49 @@ func (s *Sink) lane(t *Table, row Row) *lane {
 	return l
 }
 
-// Reassigned tells the sink that its group's partitions were assigned anew
-// (a rebalance): another instance may have inserted rows of a partition
-// while it was away, so every lane reads its highest stored offset from
-// ClickHouse again before its next insert.
-func (s *Sink) Reassigned() {
+// Reassigned tells the sink which partitions its group holds after a
+// rebalance. Another instance may have inserted rows of a held partition
+// while it was away, so every remaining lane reads its highest stored
+// offset from ClickHouse again before its next insert. Lanes of partitions
+// no longer held are dropped: their buffered rows are failed with
+// ErrRevoked (the partition's new owner reads them again), and an insert
+// of such a lane that is retrying gives up, so two instances never insert
+// one partition's rows side by side.
+func (s *Sink) Reassigned(partitions []int32) {
+	held := make(map[int32]bool, len(partitions))
+	for _, p := range partitions {
+		held[p] = true
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range s.lanes {
-		l.stale.Store(true)
+	var revoked []*lane
+	for k, l := range s.lanes {
+		if held[l.partition] {
+			l.stale.Store(true)
+			continue
+		}
+		l.revoked.Store(true)
+		delete(s.lanes, k)
+		revoked = append(revoked, l)
+	}
+	s.mu.Unlock()
+	for _, l := range revoked {
+		go s.abandon(l)
+	}
+}
+
+// abandon fails what a revoked lane holds, after its running insert (if
+// any) has ended.
+func (s *Sink) abandon(l *lane) {
+	l.flushing.Lock()
+	rows, commits := l.take()
+	l.flushing.Unlock()
+	s.fail(rows, commits, ErrRevoked)
+}
+
+func (s *Sink) fail(rows []Row, commits []func(error), err error) {
+	s.release(len(rows))
+	for _, c := range commits {
+		c(err)
 	}
 }
 
@@ -258,10 +296,7 @@ func (s *Sink) drain() {
 	}
 	for _, l := range s.due(0) {
 		rows, commits := l.take()
-		s.release(len(rows))
-		for _, c := range commits {
-			c(ErrClosed)
-		}
+		s.fail(rows, commits, ErrClosed)
 	}
 }
 

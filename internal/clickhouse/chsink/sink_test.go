@@ -484,7 +484,7 @@ func TestAReassignedLaneReadsItsStoredOffsetAgain(t *testing.T) {
 		t.Fatalf("lane after the first insert: %+v, want loaded with maxOffset 2", l)
 	}
 	conn.preload(plainTable.Name, testRow(0, 3, ""), testRow(0, 4, ""), testRow(0, 5, ""))
-	s.Reassigned()
+	s.Reassigned([]int32{0})
 	add(3, 6)
 	if _, maxq, _ := conn.counts(); maxq != 2 {
 		t.Errorf("%d max-offset queries, want 2: the lane reads it again after the reassignment", maxq)
@@ -511,4 +511,101 @@ func laneSize(s *Sink, table *Table, p int32) int {
 		return 0
 	}
 	return l.size()
+}
+
+// TestARevokedPartitionsLaneIsDropped: after a rebalance that leaves the
+// group without partition 1, the rows it buffered for partition 1 are
+// failed with ErrRevoked (its new owner reads them again) and never
+// inserted; partition 0's rows stay. Partition 1 coming back starts a
+// fresh lane that reads its stored offset again.
+func TestARevokedPartitionsLaneIsDropped(t *testing.T) {
+	conn := newFakeConn()
+	s, reg := newTestSink(conn, Config{MaxRows: 100, MaxDelay: time.Hour})
+	ctx := context.Background()
+	for p := int32(0); p < 2; p++ {
+		for off := int64(0); off < 3; off++ {
+			if err := s.Add(ctx, idTable, testRow(p, off, fmt.Sprintf("m-%d-%d", p, off)), conn.commitFunc(p, off)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := gauge(t, reg, "eprostream_chsink_buffered_rows"); got != 6 {
+		t.Fatalf("buffered_rows = %v before the rebalance, want 6", got)
+	}
+	s.Reassigned([]int32{0})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(conn.commits(1)) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	var revoked []string
+	for _, c := range conn.commits(1) {
+		revoked = append(revoked, fmt.Sprintf("%d:%v", c.offsets[0], errors.Is(c.err, ErrRevoked)))
+	}
+	if want := "[0:true 1:true 2:true]"; fmt.Sprint(revoked) != want {
+		t.Fatalf("partition 1's commits %v, want %s (each failed with ErrRevoked)", revoked, want)
+	}
+	if got := gauge(t, reg, "eprostream_chsink_buffered_rows"); got != 3 {
+		t.Errorf("buffered_rows = %v after the rebalance, want partition 0's 3", got)
+	}
+	if n := laneSize(s, idTable, 0); n != 3 {
+		t.Errorf("partition 0's lane holds %d rows, want 3", n)
+	}
+	s.drain()
+	if n := len(conn.rows(idTable.Name)); n != 3 {
+		t.Fatalf("%d rows stored, want partition 0's 3 only", n)
+	}
+	// Partition 1 comes back: a new lane, which reads its stored offset.
+	_, before, _ := conn.counts()
+	if err := s.Add(ctx, idTable, testRow(1, 3, "m-1-3"), conn.commitFunc(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	s.drain()
+	if _, after, _ := conn.counts(); after != before+1 {
+		t.Errorf("%d max-offset queries for partition 1's new lane, want 1", after-before)
+	}
+}
+
+// TestARetryingInsertOfARevokedPartitionGivesUp: an insert that keeps
+// failing (ClickHouse away) while its partition is revoked stops retrying
+// and fails its rows with ErrRevoked, rather than insert them later beside
+// the partition's new owner.
+func TestARetryingInsertOfARevokedPartitionGivesUp(t *testing.T) {
+	conn := newFakeConn()
+	var attempts atomic.Int32
+	conn.sendHook = func(context.Context, []record) error {
+		attempts.Add(1)
+		return errors.New("fake: ClickHouse is away")
+	}
+	s, _ := newTestSink(conn, Config{MaxRows: 2, MaxDelay: time.Hour,
+		RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for off := int64(0); off < 2; off++ { // the second Add fills the lane and inserts
+			if err := s.Add(ctx, idTable, testRow(1, off, fmt.Sprintf("m-%d", off)), conn.commitFunc(1, off)); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	for attempts.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	s.Reassigned([]int32{0})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the insert of the revoked partition still retries 5 s after the rebalance")
+	}
+	for _, c := range conn.commits(1) {
+		if !errors.Is(c.err, ErrRevoked) {
+			t.Errorf("offset %d committed with %v, want ErrRevoked", c.offsets[0], c.err)
+		}
+	}
+	if n := len(conn.commits(1)); n != 2 {
+		t.Fatalf("%d commits, want 2", n)
+	}
+	if n := len(conn.rows(idTable.Name)); n != 0 {
+		t.Fatalf("%d rows stored, want none", n)
+	}
 }

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"regexp"
@@ -75,38 +76,61 @@ func Default() Config {
 type envVar struct {
 	env, flag, usage string
 	target           any // *string, *[]string, *int, *time.Duration
+	// secret: also read from the file named by env+"_FILE" (how container
+	// secrets are mounted), and never shown: not as a flag's default in
+	// --help, not when the Config is printed or logged.
+	secret bool
 }
 
 func (c *Config) vars() []envVar {
 	return []envVar{
-		{"EPRO_ENV", "env", "deployment name; scopes Redis keys (eprostream:{env}:…)", &c.Env},
-		{"KAFKA_BROKERS", "kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port", &c.KafkaBrokers},
-		{"TOPIC_PREFIX", "topic-prefix", "prefix for every topic and group name", &c.TopicPrefix},
-		{"TOPIC_PARTITIONS", "partitions", "partitions of the topics migrate creates", &c.Partitions},
-		{"TOPIC_REPLICATION", "replication", "replication factor of the topics migrate creates", &c.ReplicationFactor},
-		{"REDIS_ADDR", "redis-addr", "Redis host:port", &c.RedisAddr},
-		{"REDIS_PASSWORD", "redis-password", "Redis password (prefer the environment variable)", &c.RedisPassword},
-		{"CLICKHOUSE_ADDR", "clickhouse-addr", "ClickHouse native protocol host:port", &c.ClickHouseAddr},
-		{"CLICKHOUSE_DATABASE", "clickhouse-database", "ClickHouse database", &c.ClickHouseDatabase},
-		{"CLICKHOUSE_USER", "clickhouse-user", "ClickHouse user", &c.ClickHouseUser},
-		{"CLICKHOUSE_PASSWORD", "clickhouse-password", "ClickHouse password (prefer the environment variable)", &c.ClickHousePassword},
-		{"ADMIN_ADDR", "admin-addr", "address of /healthz, /readyz and /metrics; empty disables", &c.AdminAddr},
-		{"LOG_LEVEL", "log-level", "debug, info, warn or error", &c.LogLevel},
-		{"LOG_FORMAT", "log-format", "text or json", &c.LogFormat},
-		{"DIAL_TIMEOUT", "dial-timeout", "timeout of each connection attempt", &c.DialTimeout},
-		{"STUDIES_FILE", "studies-file", "study catalogue (YAML): studies, sites, instruments, enrolment policy; the same file for every process; empty accepts every study", &c.StudiesFile},
+		{"EPRO_ENV", "env", "deployment name; scopes Redis keys (eprostream:{env}:…)", &c.Env, false},
+		{"KAFKA_BROKERS", "kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port", &c.KafkaBrokers, false},
+		{"TOPIC_PREFIX", "topic-prefix", "prefix for every topic and group name", &c.TopicPrefix, false},
+		{"TOPIC_PARTITIONS", "partitions", "partitions of the topics migrate creates", &c.Partitions, false},
+		{"TOPIC_REPLICATION", "replication", "replication factor of the topics migrate creates", &c.ReplicationFactor, false},
+		{"REDIS_ADDR", "redis-addr", "Redis host:port", &c.RedisAddr, false},
+		{"REDIS_PASSWORD", "redis-password", "Redis password (prefer REDIS_PASSWORD_FILE or the environment variable)", &c.RedisPassword, true},
+		{"CLICKHOUSE_ADDR", "clickhouse-addr", "ClickHouse native protocol host:port", &c.ClickHouseAddr, false},
+		{"CLICKHOUSE_DATABASE", "clickhouse-database", "ClickHouse database", &c.ClickHouseDatabase, false},
+		{"CLICKHOUSE_USER", "clickhouse-user", "ClickHouse user", &c.ClickHouseUser, false},
+		{"CLICKHOUSE_PASSWORD", "clickhouse-password", "ClickHouse password (prefer CLICKHOUSE_PASSWORD_FILE or the environment variable)", &c.ClickHousePassword, true},
+		{"ADMIN_ADDR", "admin-addr", "address of /healthz, /readyz and /metrics; empty disables", &c.AdminAddr, false},
+		{"LOG_LEVEL", "log-level", "debug, info, warn or error", &c.LogLevel, false},
+		{"LOG_FORMAT", "log-format", "text or json", &c.LogFormat, false},
+		{"DIAL_TIMEOUT", "dial-timeout", "timeout of each connection attempt", &c.DialTimeout, false},
+		{"STUDIES_FILE", "studies-file", "study catalogue (YAML): studies, sites, instruments, enrolment policy; the same file for every process; empty accepts every study", &c.StudiesFile, false},
 	}
 }
 
 // FromEnv returns Default overridden by the environment (lookup is os.LookupEnv
 // in production, a map in tests). A variable that cannot be parsed is an error
-// naming it.
+// naming it. A secret (a password) may instead come from the file named by
+// its _FILE variable; its trailing line break is dropped.
 func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c := Default()
 	var errs []error
 	for _, v := range c.vars() {
 		raw, ok := lookup(v.env)
+		if v.secret {
+			if path, fromFile := lookup(v.env + "_FILE"); fromFile {
+				if ok {
+					errs = append(errs, fmt.Errorf("%s and %s_FILE are both set: set one", v.env, v.env))
+					continue
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s_FILE: %w", v.env, err))
+					continue
+				}
+				raw, ok = strings.TrimRight(string(b), "\r\n"), true
+			}
+		}
 		if !ok {
+			continue
+		}
+		if v.secret {
+			*v.target.(*string) = raw // kept as written, and never quoted in an error
 			continue
 		}
 		if err := set(v.target, raw); err != nil {
@@ -160,6 +184,13 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 		usage := fmt.Sprintf("%s (env %s)", v.usage, v.env)
 		switch t := v.target.(type) {
 		case *string:
+			if v.secret {
+				// --help shows a flag's default: a secret's is not shown.
+				current := *t
+				fs.StringVar(t, v.flag, "", usage+" (or "+v.env+"_FILE)")
+				*t = current
+				continue
+			}
 			fs.StringVar(t, v.flag, *t, usage)
 		case *[]string:
 			fs.StringSliceVar(t, v.flag, *t, usage)
@@ -250,6 +281,26 @@ func hostPort(s string) error {
 	}
 	return nil
 }
+
+// redacted is c with its secrets replaced by "[set]" (or left empty).
+func (c Config) redacted() Config {
+	r := c
+	for _, v := range r.vars() {
+		if t, ok := v.target.(*string); ok && v.secret && *t != "" {
+			*t = "[set]"
+		}
+	}
+	return r
+}
+
+// String prints c without its secrets.
+func (c Config) String() string {
+	type plain Config // no String method: no recursion
+	return fmt.Sprintf("%+v", plain(c.redacted()))
+}
+
+// LogValue logs c without its secrets.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // RedisPrefix is the namespace of every Redis key of this deployment.
 func (c Config) RedisPrefix() string { return "eprostream:" + c.Env + ":" }

@@ -1,6 +1,11 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +112,51 @@ func TestAdminAddrMayBeEmpty(t *testing.T) {
 	c.AdminAddr = ""
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A password may come from a file (a mounted container secret), never both
+// ways at once; it is never shown: not in --help, not when the Config is
+// printed or logged, not in an error.
+func TestSecretsComeFromFilesAndAreNeverShown(t *testing.T) {
+	const secret = "s3cret-Pa55 word"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "clickhouse-password")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := FromEnv(lookup(map[string]string{"CLICKHOUSE_PASSWORD_FILE": path, "REDIS_PASSWORD": secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClickHousePassword != secret || c.RedisPassword != secret {
+		t.Fatalf("passwords %q / %q, want %q from the file and the variable", c.ClickHousePassword, c.RedisPassword, secret)
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if c.ClickHousePassword != secret {
+		t.Fatalf("registering the flags changed the password to %q", c.ClickHousePassword)
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("starting", "config", c)
+	for where, text := range map[string]string{"--help": fs.FlagUsages(), "fmt": fmt.Sprint(c), "%+v": fmt.Sprintf("%+v", c), "log": logged.String()} {
+		if !strings.Contains(text, "clickhouse-password") && !strings.Contains(text, "ClickHousePassword") {
+			t.Fatalf("%s does not mention the ClickHouse password at all:\n%s", where, text)
+		}
+		if strings.Contains(text, "s3cret") {
+			t.Errorf("%s shows the secret:\n%s", where, text)
+		}
+	}
+	if err := fs.Parse([]string{"--clickhouse-password", "from-flag"}); err != nil || c.ClickHousePassword != "from-flag" {
+		t.Fatalf("the flag does not set the password: %v, %q", err, c.ClickHousePassword)
+	}
+
+	_, err = FromEnv(lookup(map[string]string{"REDIS_PASSWORD": secret, "REDIS_PASSWORD_FILE": path}))
+	if err == nil || !strings.Contains(err.Error(), "REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set") {
+		t.Fatalf("both set: %v", err)
+	}
+	_, err = FromEnv(lookup(map[string]string{"REDIS_PASSWORD_FILE": filepath.Join(dir, "missing")}))
+	if err == nil || !strings.Contains(err.Error(), "REDIS_PASSWORD_FILE") {
+		t.Fatalf("missing file: %v", err)
 	}
 }

@@ -53,6 +53,12 @@ fmt-check:
 # `up` starts. Fault tests, which stop services of the stack, run afterwards on
 # their own. The full log is kept in .devstack/test.log.
 TESTFILTER := grep --line-buffered -E '^(--- (PASS|FAIL|SKIP)|FAIL|ok |PASS$$|panic:)|^\s+\S+_test\.go:[0-9]+:'
+# The cluster tier of `make test`: a three-node Kafka cluster of its own,
+# beside the default stack (whose Redis and ClickHouse it shares), so killing
+# one of its brokers touches no other test. Stopped afterwards, pass or fail.
+CLUSTER_ENV := DEVSTACK_DIR=$(CURDIR)/.devstack/cluster DEVSTACK_KAFKA_NODES=3 DEVSTACK_KAFKA_PORT=19092 DEVSTACK_KAFKA_CONTROLLER_PORT=19093
+CLUSTER_BROKERS := 127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096
+
 browser: ## headless Chromium for the dashboard test (Debian's chromium)
 	@command -v chromium >/dev/null || $(STACK) apt chromium
 
@@ -61,10 +67,18 @@ test: tracked-check layout-check up browser vet fmt-check compose-check
 	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
 	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./gateway/ (stop and start ClickHouse, Kafka, Redis)"
 	$(GO) test $(TESTFLAGS) -tags faults -p 1 -run Fault -v ./processors/ ./gateway/ 2>&1 | tee -a .devstack/test.log | $(TESTFILTER)
-	@pass=$$(grep -c -- '^\s*--- PASS' .devstack/test.log || true); \
+	@echo "==> cluster tier: go test -tags cluster -p 1 -run Cluster ./processors/ (three Kafka nodes on $(CLUSTER_BROKERS), a partition leader killed under load)"
+	@rc=0; $(CLUSTER_ENV) $(STACK) up kafka || rc=$$?; \
+	  if (( rc == 0 )); then \
+	    $(CLUSTER_ENV) KAFKA_BROKERS=$(CLUSTER_BROKERS) $(GO) test $(TESTFLAGS) -tags cluster -p 1 -run Cluster -v ./processors/ 2>&1 \
+	      | tee -a .devstack/test.log | $(TESTFILTER) || rc=$$?; \
+	  fi; \
+	  $(CLUSTER_ENV) $(STACK) down kafka || true; \
+	  pass=$$(grep -c -- '^\s*--- PASS' .devstack/test.log || true); \
 	  fail=$$(grep -c -- '^\s*--- FAIL' .devstack/test.log || true); \
 	  skip=$$(grep -c -- '^\s*--- SKIP' .devstack/test.log || true); \
-	  echo "tests: $$pass passed, $$fail failed, $$skip skipped"
+	  echo "tests: $$pass passed, $$fail failed, $$skip skipped"; \
+	  exit $$rc
 
 # Unit tests only: no stack needed.
 unit:

@@ -7,17 +7,25 @@
 #   stack.sh down   [service...]     stop what `up` started (nothing else)
 #   stack.sh status [service...]     one line per service; exit 3 if one is not answering
 #   stack.sh env                     the client environment for this stack
+#   stack.sh kill-node I             kill -9 Kafka node I (fault tests)
+#   stack.sh start-node I            start Kafka node I again and wait until it answers
 #   stack.sh apt PACKAGE...          apt-get install (used by the Makefile for check tools)
 #
 # Services: kafka redis clickhouse. Ports and folders come from the
-# DEVSTACK_* variables below; README.md lists them.
+# DEVSTACK_* variables below; README.md lists them. DEVSTACK_KAFKA_NODES=N
+# (default 1) makes Kafka a cluster of N combined broker+controller nodes:
+# node I listens on DEVSTACK_KAFKA_PORT+2(I-1) (controller
+# DEVSTACK_KAFKA_CONTROLLER_PORT+2(I-1)) and keeps its files in
+# $KAFKA_DIR/node-I. With 1 node the paths are those of a single broker.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${DEVSTACK_DIR:-$ROOT/.devstack}
 KAFKA_PORT=${DEVSTACK_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${DEVSTACK_KAFKA_CONTROLLER_PORT:-9093}
-KAFKA_HEAP=${DEVSTACK_KAFKA_HEAP:-512m}
+KAFKA_NODES=${DEVSTACK_KAFKA_NODES:-1}
+# Several JVMs share the machine: a smaller default heap each.
+if [[ $KAFKA_NODES == 1 ]]; then KAFKA_HEAP=${DEVSTACK_KAFKA_HEAP:-512m}; else KAFKA_HEAP=${DEVSTACK_KAFKA_HEAP:-384m}; fi
 REDIS_PORT=${DEVSTACK_REDIS_PORT:-6379}
 CH_PORT=${DEVSTACK_CLICKHOUSE_PORT:-9000}
 CH_HTTP_PORT=${DEVSTACK_CLICKHOUSE_HTTP_PORT:-8123}
@@ -94,37 +102,115 @@ cmd_install() {
 
 # ---------------------------------------------------------------- kafka
 
+# One node keeps the layout of a single broker ($KAFKA_DIR, kafka.pid), so
+# existing .devstack folders go on working; a cluster's node I lives in
+# $KAFKA_DIR/node-I with the pidfile kafka-I.pid.
+node_dir() { if [[ $KAFKA_NODES == 1 ]]; then echo "$KAFKA_DIR"; else echo "$KAFKA_DIR/node-$1"; fi; }
+node_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+node_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+node_pidfile() { if [[ $KAFKA_NODES == 1 ]]; then pidfile kafka; else echo "$STATE/kafka-$1.pid"; fi; }
+node_log() { echo "$(node_dir "$1")/server.log"; }
+node_name() { if [[ $KAFKA_NODES == 1 ]]; then echo kafka; else echo "kafka-$1"; fi; }
+
+kafka_bootstrap() { # every node's broker address, comma-separated
+  local i out=""
+  for ((i = 1; i <= KAFKA_NODES; i++)); do out+="${out:+,}127.0.0.1:$(node_port "$i")"; done
+  echo "$out"
+}
+
+kafka_check_nodes() {
+  [[ $KAFKA_NODES =~ ^[1-9][0-9]?$ ]] || die "DEVSTACK_KAFKA_NODES must be a number of nodes from 1 to 99, not '$KAFKA_NODES'"
+  local i ports=()
+  for ((i = 1; i <= KAFKA_NODES; i++)); do ports+=("$(node_port "$i")" "$(node_controller_port "$i")"); done
+  if [[ $(printf '%s\n' "${ports[@]}" | sort -u | wc -l) -ne ${#ports[@]} ]]; then
+    die "Kafka ports overlap: DEVSTACK_KAFKA_PORT=$KAFKA_PORT and DEVSTACK_KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT with $KAFKA_NODES nodes (node I uses both +2(I-1))"
+  fi
+}
+
+kafka_node_check() { # I: a node number of this cluster
+  [[ ${1:-} =~ ^[1-9][0-9]*$ ]] && (($1 <= KAFKA_NODES)) \
+    || die "no Kafka node '${1:-}': DEVSTACK_KAFKA_NODES=$KAFKA_NODES, so nodes are 1..$KAFKA_NODES"
+}
+
 kafka_java() { # main-class args...
   java -Xmx256m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/devstack/kafka/log4j2.properties" \
     -Dkafka.logs.file="$KAFKA_DIR/tools.log" "$@"
 }
 
-kafka_config() {
-  cat >"$KAFKA_DIR/server.properties" <<EOF
+kafka_config() { # I
+  local i=$1 dir voters="" j rf isr
+  dir=$(node_dir "$i")
+  for ((j = 1; j <= KAFKA_NODES; j++)); do voters+="${voters:+,}$j@127.0.0.1:$(node_controller_port "$j")"; done
+  # Three replicas with two in sync: a write acknowledged with acks=all
+  # survives the loss of any one node, and one node may be down.
+  rf=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
+  isr=$((rf >= 3 ? 2 : 1))
+  mkdir -p "$dir"
+  cat >"$dir/server.properties" <<CONF
 # Written by devstack/stack.sh; edit the script, not this file.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(node_port "$i"),CONTROLLER://127.0.0.1:$(node_controller_port "$i")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$i")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$KAFKA_DIR/data
+log.dirs=$dir/data
 auto.create.topics.enable=false
 num.partitions=12
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=12
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
-EOF
+CONF
 }
+
+# kafka_cluster_id prints the id every node of the cluster is formatted with:
+# kept in $KAFKA_DIR/cluster.id, or read back from a node formatted before.
+kafka_cluster_id() {
+  local f=$KAFKA_DIR/cluster.id j id
+  if [[ -s $f ]]; then cat "$f"; return; fi
+  for ((j = 1; j <= KAFKA_NODES; j++)); do
+    id=$(sed -n 's/^cluster\.id=//p' "$(node_dir "$j")/data/meta.properties" 2>/dev/null || true)
+    if [[ -n $id ]]; then echo "$id" >"$f"; echo "$id"; return; fi
+  done
+  id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
+  [[ -n $id ]] || die "kafka: StorageTool random-uuid printed no cluster id; see $KAFKA_DIR/tools.log"
+  echo "$id" >"$f"
+  echo "$id"
+}
+
+kafka_start_node() { # I
+  local i=$1 dir
+  dir=$(node_dir "$i")
+  kafka_config "$i"
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    say "$(node_name "$i"): formatting storage in $dir/data"
+    local id
+    if [[ $KAFKA_NODES == 1 ]]; then
+      id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
+    else
+      id=$(kafka_cluster_id)
+    fi
+    kafka_java kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+      >"$dir/format.log" 2>&1 || die "$(node_name "$i"): formatting storage failed; see $dir/format.log"
+  fi
+  setsid nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true -cp "$KAFKA_LIBS/*" \
+    -Dlog4j2.configurationFile="$ROOT/devstack/kafka/log4j2.properties" \
+    -Dkafka.logs.file="$dir/server.log" \
+    kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null &
+  echo $! >"$(node_pidfile "$i")"
+}
+
+kafka_start() { kafka_start_node 1; }
 
 kafka_ready() {
   port_open "$KAFKA_PORT" || return 1
@@ -133,20 +219,143 @@ kafka_ready() {
     --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1
 }
 
-kafka_start() {
-  kafka_config
-  if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
-    say "kafka: formatting storage in $KAFKA_DIR/data"
-    local id; id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
-    kafka_java kafka.tools.StorageTool format -t "$id" -c "$KAFKA_DIR/server.properties" \
-      >"$KAFKA_DIR/format.log" 2>&1 || die "kafka: formatting storage failed; see $KAFKA_DIR/format.log"
+# kafka_registered prints the ids of the brokers the cluster's metadata
+# lists (registered and not fenced), asking through bootstrap.
+kafka_registered() { # bootstrap
+  timeout 60 java -Xmx128m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/devstack/kafka/log4j2.properties" \
+    -Dkafka.logs.file="$KAFKA_DIR/tools.log" org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "$1" 2>/dev/null | grep -v 'isFenced: true' | sed -n 's/^[^ ]* (id: \([0-9]*\) .*/\1/p' | sort -n || true
+}
+
+# A cluster answers when every node's broker is registered.
+kafka_cluster_ready() {
+  local i
+  for ((i = 1; i <= KAFKA_NODES; i++)); do port_open "$(node_port "$i")" || return 1; done
+  [[ $(kafka_registered "$(kafka_bootstrap)" | sort -u | wc -l) -eq $KAFKA_NODES ]]
+}
+
+# A node answers when the cluster, asked through that node, lists it.
+kafka_node_ready() { # I
+  port_open "$(node_port "$1")" || return 1
+  kafka_registered "127.0.0.1:$(node_port "$1")" | grep -qx "$1"
+}
+
+kafka_wait() { # what ready-command [args...]: every started node must stay alive meanwhile
+  local what=$1 deadline=$((SECONDS + WAIT_SECONDS)) i
+  shift
+  until "$@"; do
+    for ((i = 1; i <= KAFKA_NODES; i++)); do
+      if [[ -f $(node_pidfile "$i") ]] && ! pid_alive "$(node_pidfile "$i")"; then
+        tail -n 20 "$(node_log "$i")" >&2 2>/dev/null || true
+        die "$(node_name "$i") exited during start-up; see $(node_log "$i")"
+      fi
+    done
+    if ((SECONDS >= deadline)); then
+      for ((i = 1; i <= KAFKA_NODES; i++)); do tail -n 5 "$(node_log "$i")" >&2 2>/dev/null || true; done
+      die "$what did not answer on $(kafka_bootstrap) within ${WAIT_SECONDS}s; see $(for ((i = 1; i <= KAFKA_NODES; i++)); do printf '%s ' "$(node_log "$i")"; done)"
+    fi
+    sleep 0.5
+  done
+}
+
+kafka_cluster_up() {
+  local i t0=$SECONDS pf
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    pf=$(node_pidfile "$i")
+    if pid_alive "$pf"; then
+      say "$(node_name "$i"): already running (pid $(cat "$pf"))"
+    elif pid_alive "$(pidfile kafka)" && [[ $(node_port "$i") == "$KAFKA_PORT" ]]; then
+      die "$(node_name "$i"): port $KAFKA_PORT is the single-node Kafka of this stack (pid $(cat "$(pidfile kafka)")); stop it first: bash devstack/stack.sh down kafka (without DEVSTACK_KAFKA_NODES)"
+    elif port_open "$(node_port "$i")" || port_open "$(node_controller_port "$i")"; then
+      # A broker devstack did not start cannot be a voter of this quorum.
+      die "$(node_name "$i"): port $(node_port "$i") or $(node_controller_port "$i") is taken by a process devstack did not start (another Kafka? stop it, or choose DEVSTACK_KAFKA_PORT and DEVSTACK_KAFKA_CONTROLLER_PORT)"
+    else
+      rm -f "$pf"
+      say "$(node_name "$i"): starting on 127.0.0.1:$(node_port "$i") (controller $(node_controller_port "$i")), log $(node_log "$i")"
+      kafka_start_node "$i"
+    fi
+  done
+  kafka_wait "the Kafka cluster ($KAFKA_NODES brokers registered)" kafka_cluster_ready
+  say "kafka: cluster of $KAFKA_NODES nodes ready in $((SECONDS - t0))s ($(kafka_bootstrap))"
+}
+
+kafka_cluster_down() {
+  local i pids=() pf pid
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    pf=$(node_pidfile "$i")
+    if pid_alive "$pf"; then
+      pid=$(cat "$pf")
+      # All at once: stopped one by one, the last nodes would wait for a quorum that is gone.
+      kill -TERM "$pid" 2>/dev/null || true
+      pids[i]=$pid
+    else
+      rm -f "$pf"
+      say "$(node_name "$i"): not running (nothing devstack started)"
+    fi
+  done
+  for _ in $(seq 1 60); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.5
+  done
+  for i in "${!pids[@]}"; do
+    pid=${pids[i]}
+    if kill -0 "$pid" 2>/dev/null; then
+      say "$(node_name "$i"): did not stop within 30s, killing pid $pid"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$(node_pidfile "$i")"
+    say "$(node_name "$i"): stopped"
+  done
+}
+
+kafka_cluster_status() {
+  local i rc=0 owner ids state
+  ids=$(kafka_registered "$(kafka_bootstrap)")
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    if pid_alive "$(node_pidfile "$i")"; then owner="pid $(cat "$(node_pidfile "$i")")"; else owner="not started by devstack"; fi
+    state=DOWN
+    if port_open "$(node_port "$i")" && grep -qx "$i" <<<"$ids"; then state=up; else rc=3; fi
+    printf '%-11s %-6s 127.0.0.1:%-6s %s, controller %s, log %s\n' "$(node_name "$i")" "$state" "$(node_port "$i")" \
+      "$owner" "$(node_controller_port "$i")" "$(node_log "$i")"
+  done
+  return $rc
+}
+
+# Fault tests: kill -9 one node, and bring it back.
+cmd_kill_node() { # I
+  kafka_node_check "${1:-}"
+  local i=$1 pf pid
+  pf=$(node_pidfile "$i")
+  pid_alive "$pf" || die "$(node_name "$i"): not running (nothing devstack started), so not killed"
+  pid=$(cat "$pf")
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -0 "$pid" 2>/dev/null && die "$(node_name "$i"): pid $pid survived kill -9"
+  rm -f "$pf"
+  say "$(node_name "$i"): killed (kill -9 pid $pid)"
+}
+
+cmd_start_node() { # I
+  kafka_node_check "${1:-}"
+  local i=$1 pf t0=$SECONDS
+  pf=$(node_pidfile "$i")
+  install_kafka
+  if pid_alive "$pf"; then
+    say "$(node_name "$i"): already running (pid $(cat "$pf"))"
+  elif port_open "$(node_port "$i")"; then
+    die "$(node_name "$i"): port $(node_port "$i") is taken by a process devstack did not start"
+  else
+    say "$(node_name "$i"): starting on 127.0.0.1:$(node_port "$i"), log $(node_log "$i")"
+    kafka_start_node "$i"
   fi
-  setsid nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -Djava.awt.headless=true -cp "$KAFKA_LIBS/*" \
-    -Dlog4j2.configurationFile="$ROOT/devstack/kafka/log4j2.properties" \
-    -Dkafka.logs.file="$KAFKA_DIR/server.log" \
-    kafka.Kafka "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/stdout.log" 2>&1 </dev/null &
-  echo $! >"$(pidfile kafka)"
+  if [[ $KAFKA_NODES == 1 ]]; then
+    kafka_wait "kafka" kafka_ready
+  else
+    kafka_wait "$(node_name "$i")" kafka_node_ready "$i"
+  fi
+  say "$(node_name "$i"): ready in $((SECONDS - t0))s"
 }
 
 # ---------------------------------------------------------------- redis
@@ -201,6 +410,7 @@ wait_ready() { # service
 
 service_up() {
   local svc=$1 t0=$SECONDS
+  if [[ $svc == kafka && $KAFKA_NODES != 1 ]]; then kafka_cluster_up; return; fi
   if pid_alive "$(pidfile "$svc")"; then
     say "$svc: already running (pid $(cat "$(pidfile "$svc")"))"
   elif port_open "$(port_of "$svc")"; then
@@ -217,6 +427,7 @@ service_up() {
 
 service_down() {
   local svc=$1 pf pid
+  if [[ $svc == kafka && $KAFKA_NODES != 1 ]]; then kafka_cluster_down; return; fi
   pf=$(pidfile "$svc")
   if ! pid_alive "$pf"; then
     rm -f "$pf"
@@ -236,6 +447,7 @@ service_down() {
 
 service_status() {
   local svc=$1 port owner
+  if [[ $svc == kafka && $KAFKA_NODES != 1 ]]; then kafka_cluster_status; return; fi
   port=$(port_of "$svc")
   if pid_alive "$(pidfile "$svc")"; then owner="pid $(cat "$(pidfile "$svc")")"; else owner="not started by devstack"; fi
   if "${svc}_ready"; then
@@ -257,7 +469,7 @@ services() { # validate names, default to all
 
 cmd_env() {
   cat <<EOF
-KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+KAFKA_BROKERS=$(kafka_bootstrap)
 REDIS_ADDR=127.0.0.1:$REDIS_PORT
 CLICKHOUSE_ADDR=127.0.0.1:$CH_PORT
 EOF
@@ -266,6 +478,7 @@ EOF
 main() {
   local cmd=${1:-}
   [[ $# -gt 0 ]] && shift
+  kafka_check_nodes
   case $cmd in
     install) cmd_install ;;
     apt) need_root_apt "$@" ;;
@@ -281,7 +494,9 @@ main() {
       for s in $svcs; do service_status "$s" || rc=3; done
       return $rc ;;
     env) cmd_env ;;
-    *) die "usage: stack.sh install|up|down|status|env [kafka|redis|clickhouse...]" ;;
+    kill-node) cmd_kill_node "$@" ;;
+    start-node) cmd_start_node "$@" ;;
+    *) die "usage: stack.sh install|up|down|status|env [kafka|redis|clickhouse...], or kill-node|start-node I" ;;
   esac
 }
 

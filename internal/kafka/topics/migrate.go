@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 )
 
 // ErrTopicMismatch is wrapped by every error about an existing topic whose
@@ -19,7 +21,8 @@ import (
 var ErrTopicMismatch = errors.New("existing topic disagrees with its spec")
 
 // checkedConfigs are the topic settings an existing topic must share with its
-// spec; the others (retention, min.insync.replicas) are operators' to tune.
+// spec; the others (retention, min.insync.replicas) are set when a topic is
+// created and are operators' to tune afterwards.
 var checkedConfigs = []string{"cleanup.policy"}
 
 // Topics creates the missing topics of specs and checks the existing ones.
@@ -50,7 +53,12 @@ func Migrate(ctx context.Context, admin sarama.ClusterAdmin, specs []Spec, log *
 		}
 		if ok {
 			created = append(created, s.Name)
-			log.Info("topic created", "topic", s.Name, "partitions", s.Partitions, "replication", s.ReplicationFactor)
+			minISR := s.Config["min.insync.replicas"]
+			if minISR == "" {
+				minISR = "broker default"
+			}
+			log.Info("topic created", "topic", s.Name, "partitions", s.Partitions, "replication", s.ReplicationFactor,
+				"min_insync_replicas", minISR)
 		}
 	}
 	if len(created) > 0 {
@@ -122,23 +130,21 @@ func checkTopic(admin sarama.ClusterAdmin, s Spec, d sarama.TopicDetail) error {
 	return fmt.Errorf("topics: topic %s %v: %w", s.Name, diffs, ErrTopicMismatch)
 }
 
-// waitVisible waits until the brokers' metadata shows every topic, so that a
-// process started right after migrate finds them.
+// waitVisible waits until every broker's metadata shows every topic, so
+// that a process started right after migrate finds them whichever broker it
+// asks: in a cluster, brokers learn of a new topic one after another.
 func waitVisible(ctx context.Context, admin sarama.ClusterAdmin, names []string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		meta, err := admin.DescribeTopics(names)
-		missing := err != nil
-		for _, m := range meta {
-			if !errors.Is(m.Err, sarama.ErrNoError) || len(m.Partitions) == 0 {
-				missing = true
-			}
-		}
-		if !missing {
+		missing, err := invisible(admin, names)
+		if err == nil && len(missing) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("topics: created topics not visible in metadata after 30s: %v", names)
+			if err != nil {
+				return fmt.Errorf("topics: created topics not visible in metadata after 30s: %w", err)
+			}
+			return fmt.Errorf("topics: created topics not visible in metadata after 30s: %v", missing)
 		}
 		select {
 		case <-ctx.Done():
@@ -146,4 +152,36 @@ func waitVisible(ctx context.Context, admin sarama.ClusterAdmin, names []string)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// invisible returns "broker: topic" for each topic of names that a live
+// broker's metadata does not show yet (with its partitions).
+func invisible(admin sarama.ClusterAdmin, names []string) ([]string, error) {
+	brokers, _, err := admin.DescribeCluster()
+	if err != nil {
+		return nil, err
+	}
+	conf := sarama.NewConfig()
+	conf.Version = kafkaconfig.ProtocolVersion()
+	var missing []string
+	for _, b := range brokers {
+		if err := b.Open(conf); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
+			return nil, fmt.Errorf("broker %s: %w", b.Addr(), err)
+		}
+		meta, err := b.GetMetadata(sarama.NewMetadataRequest(conf.Version, names))
+		_ = b.Close()
+		if err != nil {
+			return nil, fmt.Errorf("broker %s: %w", b.Addr(), err)
+		}
+		seen := map[string]bool{}
+		for _, m := range meta.Topics {
+			seen[m.Name] = errors.Is(m.Err, sarama.ErrNoError) && len(m.Partitions) > 0
+		}
+		for _, n := range names {
+			if !seen[n] {
+				missing = append(missing, b.Addr()+": "+n)
+			}
+		}
+	}
+	return missing, nil
 }

@@ -74,14 +74,31 @@ func retention(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10)
 }
 
+// MinInsyncReplicas is the min.insync.replicas topics get from Catalogue
+// for a replication factor, or "" for the broker's default. With three
+// replicas or more, two in sync make an acks=all write survive the loss of
+// any one broker while one broker may be down and writes go on. With one or
+// two replicas there is no such choice: 2 of 2 would stop every write while
+// a broker is down, 1 is the broker's default anyway, so the broker's
+// setting is left to its operators.
+func MinInsyncReplicas(replication int) string {
+	if replication >= 3 {
+		return "2"
+	}
+	return ""
+}
+
 // Catalogue returns every topic of one environment. Submissions are the
 // system of record and are kept forever; derived topics can be rebuilt from
 // them and keep 30 days; the subject table is compacted.
 func Catalogue(prefix string, partitions int, replication int) []Spec {
 	n := NewNames(prefix)
-	minISR := strconv.Itoa(max(1, min(2, replication-1)))
+	minISR := MinInsyncReplicas(replication)
 	spec := func(name, cleanup string, keep time.Duration) Spec {
-		cfg := map[string]string{"cleanup.policy": cleanup, "min.insync.replicas": minISR}
+		cfg := map[string]string{"cleanup.policy": cleanup}
+		if minISR != "" {
+			cfg["min.insync.replicas"] = minISR
+		}
 		if cleanup == "delete" {
 			cfg["retention.ms"] = retention(keep)
 		}

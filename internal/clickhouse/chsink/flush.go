@@ -141,7 +141,8 @@ func (s *Sink) insertSQL(t *Table) string {
 // loadMaxOffset reads the highest offset of the lane's partition already in
 // the table: once per lane, and again after the partitions were reassigned.
 func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
-	if l.loaded && !l.stale.Swap(false) {
+	stale := l.stale.Swap(false) // a Reassigned during the query sets it again
+	if l.loaded && !stale {
 		return nil
 	}
 	t := l.table
@@ -158,7 +159,7 @@ func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
 	}
 	var maxOffset, n uint64
 	if err := s.conn.QueryRow(ctx, q, args...).Scan(&maxOffset, &n); err != nil {
-		if l.loaded {
+		if stale {
 			l.stale.Store(true) // read it again on the retry
 		}
 		return fmt.Errorf("chsink: read the highest offset of %s/%d in %s: %w", l.topic, l.partition, t.Name, err)

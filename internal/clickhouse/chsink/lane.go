@@ -21,8 +21,8 @@ type lane struct {
 	loaded    bool
 	// stale asks the next insert to read maxOffset again (Reassigned).
 	stale atomic.Bool
-	// revoked: the group no longer holds the partition; the lane is out of
-	// the sink's map and inserts nothing more.
+	// revoked: the group no longer holds the partition (Reassigned); the
+	// lane's inserts fail their rows with ErrRevoked until it comes back.
 	revoked atomic.Bool
 
 	mu      sync.Mutex

@@ -191,41 +191,34 @@ func (s *Sink) lane(t *Table, row Row) *lane {
 
 // Reassigned tells the sink which partitions its group holds after a
 // rebalance. Another instance may have inserted rows of a held partition
-// while it was away, so every remaining lane reads its highest stored
-// offset from ClickHouse again before its next insert. Lanes of partitions
-// no longer held are dropped: their buffered rows are failed with
-// ErrRevoked (the partition's new owner reads them again), and an insert
-// of such a lane that is retrying gives up, so two instances never insert
-// one partition's rows side by side.
+// while it was away, so every held lane reads its highest stored offset
+// from ClickHouse again before its next insert. A lane of a partition no
+// longer held is revoked: what it buffered is failed with ErrRevoked (the
+// partition's new owner reads it again), and an insert of it that is
+// retrying gives up at its next attempt, so two instances do not insert one
+// partition side by side. The lane itself stays: if the partition comes
+// back, its next insert waits for one of the old assignment still under
+// way, then reads the stored offset again.
 func (s *Sink) Reassigned(partitions []int32) {
 	held := make(map[int32]bool, len(partitions))
 	for _, p := range partitions {
 		held[p] = true
 	}
 	s.mu.Lock()
-	var revoked []*lane
-	for k, l := range s.lanes {
+	defer s.mu.Unlock()
+	for _, l := range s.lanes {
+		l.stale.Store(true)
 		if held[l.partition] {
-			l.stale.Store(true)
+			l.revoked.Store(false)
 			continue
 		}
 		l.revoked.Store(true)
-		delete(s.lanes, k)
-		revoked = append(revoked, l)
+		if l.flushing.TryLock() { // else the running insert fails them
+			rows, commits := l.take()
+			l.flushing.Unlock()
+			s.fail(rows, commits, ErrRevoked)
+		}
 	}
-	s.mu.Unlock()
-	for _, l := range revoked {
-		go s.abandon(l)
-	}
-}
-
-// abandon fails what a revoked lane holds, after its running insert (if
-// any) has ended.
-func (s *Sink) abandon(l *lane) {
-	l.flushing.Lock()
-	rows, commits := l.take()
-	l.flushing.Unlock()
-	s.fail(rows, commits, ErrRevoked)
 }
 
 func (s *Sink) fail(rows []Row, commits []func(error), err error) {

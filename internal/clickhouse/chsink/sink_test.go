@@ -513,12 +513,12 @@ func laneSize(s *Sink, table *Table, p int32) int {
 	return l.size()
 }
 
-// TestARevokedPartitionsLaneIsDropped: after a rebalance that leaves the
+// TestARevokedPartitionsRowsAreFailed: after a rebalance that leaves the
 // group without partition 1, the rows it buffered for partition 1 are
 // failed with ErrRevoked (its new owner reads them again) and never
-// inserted; partition 0's rows stay. Partition 1 coming back starts a
-// fresh lane that reads its stored offset again.
-func TestARevokedPartitionsLaneIsDropped(t *testing.T) {
+// inserted; partition 0's rows stay. When partition 1 comes back, its lane
+// reads its stored offset again and inserts.
+func TestARevokedPartitionsRowsAreFailed(t *testing.T) {
 	conn := newFakeConn()
 	s, reg := newTestSink(conn, Config{MaxRows: 100, MaxDelay: time.Hour})
 	ctx := context.Background()
@@ -554,14 +554,58 @@ func TestARevokedPartitionsLaneIsDropped(t *testing.T) {
 	if n := len(conn.rows(idTable.Name)); n != 3 {
 		t.Fatalf("%d rows stored, want partition 0's 3 only", n)
 	}
-	// Partition 1 comes back: a new lane, which reads its stored offset.
+	// Partition 1 comes back: its lane reads its stored offset, and inserts.
+	s.Reassigned([]int32{0, 1})
 	_, before, _ := conn.counts()
 	if err := s.Add(ctx, idTable, testRow(1, 3, "m-1-3"), conn.commitFunc(1, 3)); err != nil {
 		t.Fatal(err)
 	}
 	s.drain()
 	if _, after, _ := conn.counts(); after != before+1 {
-		t.Errorf("%d max-offset queries for partition 1's new lane, want 1", after-before)
+		t.Errorf("%d max-offset queries for partition 1 after it came back, want 1", after-before)
+	}
+	if n := len(conn.rows(idTable.Name)); n != 4 {
+		t.Fatalf("%d rows stored, want partition 0's 3 and partition 1's new one", n)
+	}
+}
+
+// TestAPartitionThatComesBackWaitsForItsOldInsert: partition 0 is revoked
+// while an insert of it is under way and comes back before that insert
+// ends; its rows read again are not inserted beside the old insert (which
+// would store them twice) but after it, and are then found stored.
+func TestAPartitionThatComesBackWaitsForItsOldInsert(t *testing.T) {
+	conn := newFakeConn()
+	inside, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	conn.sendHook = func(context.Context, []record) error {
+		if first.CompareAndSwap(false, true) {
+			close(inside)
+			<-release // the old assignment's insert, slow
+		}
+		return nil
+	}
+	s, _ := newTestSink(conn, Config{MaxRows: 3, MaxDelay: time.Hour})
+	ctx := context.Background()
+	add := func() {
+		for off := int64(0); off < 3; off++ {
+			if err := s.Add(ctx, idTable, testRow(0, off, fmt.Sprintf("m-%d", off)), conn.commitFunc(0, off)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	oldDone := make(chan struct{})
+	go func() { defer close(oldDone); add() }()
+	<-inside
+	s.Reassigned(nil)        // revoked mid-insert
+	s.Reassigned([]int32{0}) // and back
+	newDone := make(chan struct{})
+	go func() { defer close(newDone); add() }() // the same records, read again
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	<-oldDone
+	<-newDone
+	if n := len(conn.rows(idTable.Name)); n != 3 {
+		t.Fatalf("%d rows stored, want 3 (each once)", n)
 	}
 }
 

@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build browser demo test vet fmt-check tracked-check layout-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check
+.PHONY: up down status build browser demo test vet fmt-check tracked-check layout-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check faults
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -99,6 +99,12 @@ bench-gateway: up ## the ingest API with wrk beside Kafka's and Redis's own tool
 bench-views: up ## GET subject with wrk, cached site dashboards, SSE fan-out to 1,000 subscribers
 	command -v wrk >/dev/null || $(STACK) apt wrk
 	$(GO) run ./bench/viewsbench
+
+# The fault campaign runs on a stack of its own (.devstack/faults, other
+# ports), never the one `up` starts; see docs/reliability.md.
+FAULTSFLAGS ?=
+faults: ## kill -9 of each process, Kafka/Redis/ClickHouse outages, leader kill, rebalance under load; lost and duplicated counted
+	$(GO) run ./bench/faults $(FAULTSFLAGS)
 
 bench-micro: ## codec, rule and callback micro-benchmarks (no stack needed)
 	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./internal/loadgen

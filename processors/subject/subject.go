@@ -42,11 +42,7 @@ type Deps struct {
 
 // position is the place of ctx's record.
 func (p *processor) position(ctx goka.Context) codecs.InputPos {
-	topic := string(ctx.Topic())
-	if id := p.deps.TopicIDs.ID(topic); id != "" {
-		topic = "id:" + id
-	}
-	return codecs.InputPos{Topic: topic, Partition: ctx.Partition(), Offset: ctx.Offset()}
+	return codecs.InputPos{Topic: p.deps.TopicIDs.Identity(string(ctx.Topic())), Partition: ctx.Partition(), Offset: ctx.Offset()}
 }
 
 type processor struct {

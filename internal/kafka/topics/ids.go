@@ -47,14 +47,18 @@ func IDs(client sarama.Client, names ...string) (map[string]string, error) {
 // when the group starts; a group's callbacks ask it for their record's
 // topic. Safe for concurrent use; the zero value (and nil) knows no topic.
 type Identities struct {
-	ids atomic.Pointer[map[string]string]
+	ids atomic.Pointer[identities]
+}
+
+type identities struct {
+	id, tagged map[string]string
 }
 
 // Set replaces the IDs (topic name → Kafka topic ID).
 func (t *Identities) Set(ids map[string]string) {
-	m := make(map[string]string, len(ids))
+	m := identities{id: make(map[string]string, len(ids)), tagged: make(map[string]string, len(ids))}
 	for name, id := range ids {
-		m[name] = id
+		m.id[name], m.tagged[name] = id, "id:"+id
 	}
 	t.ids.Store(&m)
 }
@@ -65,9 +69,23 @@ func (t *Identities) ID(topic string) string {
 		return ""
 	}
 	if m := t.ids.Load(); m != nil {
-		return (*m)[topic]
+		return m.id[topic]
 	}
 	return ""
+}
+
+// Identity returns "id:" and topic's Kafka topic ID, or topic itself when
+// t does not know it: one string that tells a recreated topic from the old
+// (computed once in Set, not per record).
+func (t *Identities) Identity(topic string) string {
+	if t != nil {
+		if m := t.ids.Load(); m != nil {
+			if tagged, ok := m.tagged[topic]; ok {
+				return tagged
+			}
+		}
+	}
+	return topic
 }
 
 // Load reads the IDs of names through client into t.

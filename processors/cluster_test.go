@@ -382,7 +382,6 @@ func TestClusterLeaderKilledUnderLoad(t *testing.T) {
 		"TOPIC_REPLICATION=" + strconv.Itoa(clusterReplication), "TOPIC_PARTITIONS=" + strconv.Itoa(clusterPartitions)}}
 
 	t.Log(strings.TrimSpace(c.run(t, "migrate", "--replication", strconv.Itoa(clusterReplication))))
-	stopMerges(t, ch, db)
 	admin, err := connect.KafkaAdmin(cfg, "cluster-test")
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,6 @@ import (
 	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/loadgen"
 	"github.com/eprostream/eprostream/internal/testenv"
-	"github.com/eprostream/eprostream/processors/warehouse"
 )
 
 // stack is one test's isolated slice of the real Kafka and ClickHouse.
@@ -53,16 +52,8 @@ func newStack(t *testing.T, partitions int) *stack {
 	if err := schema.Migrate(context.Background(), ch, db, log); err != nil {
 		t.Fatal(err)
 	}
-	stopMerges(t, ch, db)
 	cfg.ClickHouseDatabase = db
 	return &stack{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), ch: ch, db: db}
-}
-
-// stopMerges keeps every row the warehouse inserts countable: no merge
-// folds a duplicate away before the test counts.
-func stopMerges(t *testing.T, ch driver.Conn, db string) {
-	testenv.StopMerges(t, ch, db, warehouse.Submissions.Name, warehouse.Alerts.Name, warehouse.DLQEvents.Name,
-		warehouse.Commands.Name, warehouse.Enrolments.Name)
 }
 
 // proc is a running `eprostream process`.

@@ -202,14 +202,6 @@ func run(ctx context.Context, o options) (bool, error) {
 		return false, err
 	}
 	defer c.ch.Close()
-	// The warehouse's tables are ReplacingMergeTree: a background merge
-	// would fold a row stored twice into one before it is counted. With
-	// merges stopped the counts see every row the warehouse inserted.
-	for _, table := range []string{"submissions", "alerts", "dlq_events", "operator_commands", "enrolments"} {
-		if err := c.ch.Exec(ctx, "SYSTEM STOP MERGES `"+cfg.ClickHouseDatabase+"`.`"+table+"`"); err != nil {
-			return false, fmt.Errorf("stop merges of %s: %w", table, err)
-		}
-	}
 
 	state := filepath.Join(o.dir, "state")
 	c.ps.add("ingest", "127.0.0.1:29464", "ingest", "--listen", ingestAddr)

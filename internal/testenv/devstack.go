@@ -153,16 +153,3 @@ func ClickHouse(t testing.TB) (driver.Conn, string) {
 	})
 	return conn, db
 }
-
-// StopMerges stops background merges of tables in db. The warehouse's
-// tables are ReplacingMergeTree, so a merge would fold rows stored twice
-// into one and hide a duplicate insert from a count; with merges stopped a
-// count sees every row the sink inserted.
-func StopMerges(t testing.TB, conn driver.Conn, db string, tables ...string) {
-	t.Helper()
-	for _, table := range tables {
-		if err := conn.Exec(context.Background(), "SYSTEM STOP MERGES `"+db+"`.`"+table+"`"); err != nil {
-			t.Fatalf("devstack: stop merges of %s.%s: %v", db, table, err)
-		}
-	}
-}

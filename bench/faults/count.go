@@ -89,7 +89,7 @@ type tally struct {
 // with its tag) and compares it with what the client was answered.
 func countRows(ctx context.Context, ch driver.Conn, db, tag string, r *loadResult) (tally, error) {
 	var t tally
-	rows, err := ch.Query(ctx, fmt.Sprintf("SELECT message_id, count() FROM %s.submissions WHERE study_id = ? AND message_id LIKE ? GROUP BY message_id", db),
+	rows, err := ch.Query(ctx, fmt.Sprintf("SELECT message_id, count() FROM %s.campaign_submission_inserts WHERE study_id = ? AND message_id LIKE ? GROUP BY message_id", db),
 		study, tag+"-%")
 	if err != nil {
 		return t, fmt.Errorf("count submissions: %w", err)
@@ -125,7 +125,7 @@ func countRows(ctx context.Context, ch driver.Conn, db, tag string, r *loadResul
 			t.unaccepted++
 		}
 	}
-	row := ch.QueryRow(ctx, fmt.Sprintf("SELECT count(), uniqExact(alert_id) FROM %s.alerts", db))
+	row := ch.QueryRow(ctx, fmt.Sprintf("SELECT count(), uniqExact(alert_id) FROM %s.campaign_alert_inserts", db))
 	if err := row.Scan(&t.alertRows, &t.alertUnique); err != nil {
 		return t, fmt.Errorf("count alerts: %w", err)
 	}

@@ -33,17 +33,18 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startIngest runs `eprostream ingest` on addr with env; it is stopped with
-// SIGTERM at cleanup.
-func startIngest(t *testing.T, f *fixture, env, addr string, args ...string) {
+// startBinary runs `eprostream args...` with the fixture's topic prefix and
+// env added to the environment; it is stopped with SIGTERM at cleanup, and
+// its log (the returned path) is shown if the test failed.
+func startBinary(t *testing.T, f *fixture, env []string, args ...string) string {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "ingest.log")
+	logPath := filepath.Join(t.TempDir(), args[0]+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testenv.Binary(t), append([]string{"ingest", "--listen", addr}, args...)...)
-	cmd.Env = append(os.Environ(), "EPRO_ENV="+env, "TOPIC_PREFIX="+f.cfg.TopicPrefix, "ADMIN_ADDR=")
+	cmd := exec.Command(testenv.Binary(t), args...)
+	cmd.Env = append(append(os.Environ(), "TOPIC_PREFIX="+f.cfg.TopicPrefix), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -54,9 +55,16 @@ func startIngest(t *testing.T, f *fixture, env, addr string, args ...string) {
 		_ = logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("ingest %s log:\n%s", addr, b)
+			t.Logf("%s log:\n%s", strings.Join(args, " "), b)
 		}
 	})
+	return logPath
+}
+
+// startIngest runs `eprostream ingest` on addr with env.
+func startIngest(t *testing.T, f *fixture, env, addr string, args ...string) {
+	t.Helper()
+	logPath := startBinary(t, f, []string{"EPRO_ENV=" + env, "ADMIN_ADDR="}, append([]string{"ingest", "--listen", addr}, args...)...)
 	// Ready: listening, and the study registry loaded (until then
 	// registry-dependent requests answer 503, as /readyz would say).
 	deadline := time.Now().Add(30 * time.Second)
@@ -170,27 +178,8 @@ func TestServeHasOneAdminEndpointForBoth(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr, adminAddr := freeAddr(t), freeAddr(t)
-	logPath := filepath.Join(t.TempDir(), "serve.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(testenv.Binary(t), "serve", "--listen", addr, "--state-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), "EPRO_ENV="+env, "TOPIC_PREFIX="+f.cfg.TopicPrefix, "ADMIN_ADDR="+adminAddr,
-		"CLICKHOUSE_DATABASE="+db)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("serve log:\n%s", b)
-		}
-	})
+	startBinary(t, f, []string{"EPRO_ENV=" + env, "ADMIN_ADDR=" + adminAddr, "CLICKHOUSE_DATABASE=" + db},
+		"serve", "--listen", addr, "--state-dir", t.TempDir())
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + adminAddr + path)
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -120,7 +119,7 @@ func TestFaultKafkaStoppedTwentySeconds(t *testing.T) {
 	s.produce(records[half:])
 	s.waitAll(5*time.Minute, all)
 
-	restarts := strings.Count(readFile(t, all.log), "processor group restarted")
+	restarts := strings.Count(readLog(t, all.log), "processor group restarted")
 	if restarts == 0 {
 		t.Fatalf("no group failed and was restarted: the outage did not reach the groups; log:\n%s", tail(all.log))
 	}
@@ -128,13 +127,4 @@ func TestFaultKafkaStoppedTwentySeconds(t *testing.T) {
 	verify(t, s, records)
 	verifyWarehouse(t, s, records)
 	all.stop(t)
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -112,6 +112,16 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
+// readLog returns a process's whole log.
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func tail(path string) string {
 	b, _ := os.ReadFile(path)
 	if len(b) > 4000 {

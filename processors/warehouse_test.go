@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,13 +504,4 @@ func TestWarehouseInsertWhoseAnswerIsLostIsStoredOnce(t *testing.T) {
 		t.Fatalf("submissions: %d distinct keys, want %d", got, n)
 	}
 	p.stop(t)
-}
-
-func readLog(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

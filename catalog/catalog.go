@@ -13,6 +13,11 @@
 //	  - code: ONC-DIARY
 //	    items:
 //	      - {code: MOUTH_SORES_TODAY, type: integer, min: 0, max: 1}
+//	questionnaires:                               # FHIR R4 Questionnaire files (JSON), relative to this file
+//	  - questionnaires/phq9-site-app.json
+//
+// FHIR is the mapping of FHIR resources through the built-in forms and the
+// listed Questionnaires (package fhir).
 //
 // CheckSubmission is the one validation of a submission's study, site,
 // instrument and items: the gateway and intake both call it, so a record
@@ -24,15 +29,18 @@ package catalog
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/fhir"
 	"github.com/eprostream/eprostream/instruments"
 )
 
@@ -60,25 +68,65 @@ type Study struct {
 type Catalogue struct {
 	studies     map[string]Study
 	instruments *instruments.Set
+	fhir        *fhir.Mapper
 }
 
 // Load reads the catalogue at path; "" gives the open catalogue.
 func Load(path string) (*Catalogue, error) {
 	if path == "" {
-		return &Catalogue{instruments: instruments.Builtin()}, nil
+		c := &Catalogue{instruments: instruments.Builtin()}
+		return c, c.mapFHIR(nil)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	return Parse(b)
+	return parse(b, filepath.Dir(path))
 }
 
-// Parse reads a catalogue from YAML and says everything wrong with it.
-func Parse(b []byte) (*Catalogue, error) {
+// Parse reads a catalogue from YAML and says everything wrong with it;
+// Questionnaire files are read relative to the working directory.
+func Parse(b []byte) (*Catalogue, error) { return parse(b, ".") }
+
+func (c *Catalogue) mapFHIR(qs []fhir.Questionnaire) error {
+	lib, err := fhir.NewLibrary(c.instruments, qs...)
+	if err != nil {
+		return fmt.Errorf("catalog: questionnaires: %w", err)
+	}
+	c.fhir = &fhir.Mapper{Library: lib, Uses: c.Uses}
+	return nil
+}
+
+// FHIR maps FHIR resources through the catalogue's forms.
+func (c *Catalogue) FHIR() *fhir.Mapper { return c.fhir }
+
+func readQuestionnaires(dir string, paths []string) ([]fhir.Questionnaire, error) {
+	var errs []error
+	qs := make([]fhir.Questionnaire, 0, len(paths))
+	for i, p := range paths {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("questionnaires[%d]: %w", i, err))
+			continue
+		}
+		var q fhir.Questionnaire
+		if err := json.Unmarshal(b, &q); err != nil {
+			errs = append(errs, fmt.Errorf("questionnaires[%d] (%s): not a FHIR JSON Questionnaire: %w", i, p, err))
+			continue
+		}
+		qs = append(qs, q)
+	}
+	return qs, errors.Join(errs...)
+}
+
+func parse(b []byte, dir string) (*Catalogue, error) {
 	var doc struct {
-		Studies     []Study                  `yaml:"studies"`
-		Instruments []instruments.Definition `yaml:"instruments"`
+		Studies        []Study                  `yaml:"studies"`
+		Instruments    []instruments.Definition `yaml:"instruments"`
+		Questionnaires []string                 `yaml:"questionnaires"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true) // a misspelt key is an error, not a silent default
@@ -123,10 +171,14 @@ func Parse(b []byte) (*Catalogue, error) {
 	if len(doc.Studies) == 0 {
 		errs = append(errs, errors.New("no studies listed"))
 	}
+	qs, err := readQuestionnaires(dir, doc.Questionnaires)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("catalog: %w", errors.Join(errs...))
 	}
-	return c, nil
+	return c, c.mapFHIR(qs)
 }
 
 // Open reports whether the catalogue accepts every study.

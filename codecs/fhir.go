@@ -27,10 +27,13 @@ var loincFrequencyScores = map[string]float64{
 	"LA6569-3": 1, // Several days
 	"LA6570-1": 2, // More than half the days
 	"LA6571-9": 3, // Nearly every day
+	// GAD-7's second item words its 2 "More days than not".
+	"LA18938-3": 2,
 }
 
 type fhirIdentifier struct {
-	Value string `json:"value"`
+	System string `json:"system"`
+	Value  string `json:"value"`
 }
 
 type fhirReference struct {
@@ -66,55 +69,163 @@ type fhirItem struct {
 	Item   json.RawMessage   `json:"item"`
 }
 
-// fhirMapper collects the items and every problem of one response.
-type fhirMapper struct {
-	items []Item
-	errs  FieldErrors
+// FHIRResponse is a QuestionnaireResponse read structurally: the
+// envelope's parts as sent and every answered item with its path. What the
+// linkIds and codings mean is the caller's to decide: FromFHIR takes the
+// linkIds as item codes (eprostream's own convention); package fhir maps
+// them through the Questionnaire the response names.
+type FHIRResponse struct {
+	ID         string // the resource's logical id
+	Identifier string // identifier.value (an object, or the first non-empty one of an array)
+	Subject    FHIRSubject
+	// StudyID and SiteID are eprostream's own extensions, when sent.
+	StudyID, SiteID string
+	Questionnaire   string // the canonical as sent, with its |version
+	Authored        string
+	Status          string
+	Answers         []FHIRAnswer
 }
 
-// FromFHIR maps a FHIR R4 QuestionnaireResponse onto a Submission. It does
-// not validate the result; DecodeSubmission does.
+// FHIRSubject is subject: the id of its reference (Patient/X, an absolute
+// URL, /_history/n stripped) and its identifier.
+type FHIRSubject struct {
+	ID               string // from reference
+	IdentifierSystem string
+	IdentifierValue  string
+}
+
+// FHIRAnswer is the first answer of one item. Value is set for every
+// value[x] but valueCoding, which is left in Coding for the caller to score.
+type FHIRAnswer struct {
+	LinkID string
+	Path   string // e.g. item[0].item[2].answer[0], for error messages
+	Value  Value
+	Unit   string
+	Coding *FHIRCoding
+}
+
+// FHIRCoding is a coded answer; Weight is its ordinalValue or itemWeight
+// extension, when it carries one.
+type FHIRCoding struct {
+	System, Code string
+	Weight       *float64
+}
+
+// Score is the coding's own weight, then the LOINC answer list PHQ-9 and
+// GAD-7 share.
+func (c FHIRCoding) Score() (float64, bool) {
+	if c.Weight != nil {
+		return *c.Weight, true
+	}
+	if c.System == loincSystem {
+		score, ok := loincFrequencyScores[c.Code]
+		return score, ok
+	}
+	return 0, false
+}
+
+// ReasonUnscoredCoding is the reason an answer's coding has no score.
+const ReasonUnscoredCoding = "coding has no score (no ordinalValue or itemWeight extension, and not a known LOINC answer)"
+
+// fhirMapper collects the answers and every problem of one response.
+type fhirMapper struct {
+	answers []FHIRAnswer
+	errs    FieldErrors
+}
+
+// FromFHIR maps a FHIR R4 QuestionnaireResponse onto a Submission by
+// eprostream's own convention: linkIds are the item codes, study and site
+// come from eprostream's extensions. It does not validate the result;
+// DecodeSubmission does. Package fhir maps the shapes other systems send.
 func FromFHIR(b []byte) (Submission, error) {
+	r, err := ReadFHIRResponse(b)
+	if err != nil {
+		return Submission{}, err
+	}
+	s := Submission{Source: "fhir", Format: FormatFHIR, MessageID: r.Identifier, SubjectID: r.Subject.ID,
+		StudyID: r.StudyID, SiteID: r.SiteID, SubmittedAt: r.Authored}
+	if s.MessageID == "" {
+		s.MessageID = r.ID
+	}
+	if s.SubjectID == "" {
+		s.SubjectID = r.Subject.IdentifierValue
+	}
+	s.Instrument, s.InstrumentVersion = SplitCanonical(r.Questionnaire)
+	if r.Status != "" {
+		s.Extra = FHIRStatusExtra(r.Status)
+	}
+	var errs FieldErrors
+	for _, a := range r.Answers {
+		if a.Coding != nil {
+			score, ok := a.Coding.Score()
+			if !ok {
+				errs.add(a.Path+".valueCoding", ReasonUnscoredCoding)
+				continue
+			}
+			a.Value = Number(score)
+		}
+		s.Items = append(s.Items, Item{Code: a.LinkID, Value: a.Value, Unit: a.Unit})
+	}
+	if len(errs) > 0 {
+		return Submission{}, errs
+	}
+	return s, nil
+}
+
+// FHIRStatusExtension keeps a FHIR resource's status in the envelope, so
+// the warehouse can tell completed from amended responses; the name is an
+// extension so the envelope re-encodes as a valid native one.
+const FHIRStatusExtension = "x_fhir_status"
+
+// FHIRResourceExtension names, in a native envelope, the FHIR resource
+// type it was mapped from (package fhir writes it); such a submission's
+// format is fhir.
+const FHIRResourceExtension = "x_fhir_resource"
+
+// FHIRStatusExtra is the Extra that carries status.
+func FHIRStatusExtra(status string) map[string]json.RawMessage {
+	raw, _ := json.Marshal(status)
+	return map[string]json.RawMessage{FHIRStatusExtension: raw}
+}
+
+// ReadFHIRResponse reads a FHIR R4 QuestionnaireResponse's structure: every
+// problem of shape (types, nesting, answers) is a field error, at most 50.
+func ReadFHIRResponse(b []byte) (FHIRResponse, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil {
-		return Submission{}, fmt.Errorf("%w: %s", ErrNotJSON, jsonProblem(err))
+		return FHIRResponse{}, fmt.Errorf("%w: %s", ErrNotJSON, jsonProblem(err))
 	}
 	if top == nil {
-		return Submission{}, fmt.Errorf("%w: null", ErrNotJSON)
+		return FHIRResponse{}, fmt.Errorf("%w: null", ErrNotJSON)
 	}
 	m := &fhirMapper{}
 	var rt string
 	if !m.decode("resourceType", top["resourceType"], &rt) {
-		return Submission{}, m.errs
+		return FHIRResponse{}, m.errs
 	}
 	switch rt {
 	case "QuestionnaireResponse":
 	case "":
 		m.add("resourceType", "is required")
-		return Submission{}, m.errs
+		return FHIRResponse{}, m.errs
 	default:
 		m.add("resourceType", "is %s, want QuestionnaireResponse", quoteShort(rt))
-		return Submission{}, m.errs
+		return FHIRResponse{}, m.errs
 	}
-	s := Submission{Source: "fhir", Format: FormatFHIR}
-	s.MessageID = m.messageID(top)
-	s.SubjectID = m.subjectID(top["subject"])
-	s.StudyID, s.SiteID = m.studyAndSite(top["extension"])
-	var canonical string
-	m.decode("questionnaire", top["questionnaire"], &canonical)
-	s.Instrument, s.InstrumentVersion = splitCanonical(canonical)
-	m.decode("authored", top["authored"], &s.SubmittedAt)
-	if raw, ok := top["status"]; ok {
-		// The warehouse wants to tell completed from amended responses; the
-		// name is an extension so the envelope re-encodes as a valid native one.
-		s.Extra = map[string]json.RawMessage{"x_fhir_status": raw}
-	}
+	var r FHIRResponse
+	r.Identifier = m.identifier(top["identifier"])
+	m.decode("id", top["id"], &r.ID)
+	r.Subject = m.subject(top["subject"])
+	r.StudyID, r.SiteID = m.studyAndSite(top["extension"])
+	m.decode("questionnaire", top["questionnaire"], &r.Questionnaire)
+	m.decode("authored", top["authored"], &r.Authored)
+	m.decode("status", top["status"], &r.Status)
 	m.walkItems("item", top["item"], 1)
 	if len(m.errs) > 0 {
-		return Submission{}, m.errs
+		return FHIRResponse{}, m.errs
 	}
-	s.Items = m.items
-	return s, nil
+	r.Answers = m.answers
+	return r, nil
 }
 
 // add records a problem, keeping the error bounded on hostile input.
@@ -168,10 +279,9 @@ func fhirJSONType(kind string) string {
 	}
 }
 
-// messageID takes identifier.value, falling back to the resource id.
-// identifier is one object in R4 but an array in STU3 and in some servers.
-func (m *fhirMapper) messageID(top map[string]json.RawMessage) string {
-	raw := top["identifier"]
+// identifier takes identifier.value. identifier is one object in R4 but an
+// array in STU3 and in some servers.
+func (m *fhirMapper) identifier(raw json.RawMessage) string {
 	if isJSONArray(raw) {
 		var ids []fhirIdentifier
 		m.decode("identifier", raw, &ids)
@@ -180,31 +290,24 @@ func (m *fhirMapper) messageID(top map[string]json.RawMessage) string {
 				return id.Value
 			}
 		}
-	} else {
-		var id fhirIdentifier
-		if m.decode("identifier", raw, &id) && id.Value != "" {
-			return id.Value
-		}
-	}
-	var id string
-	m.decode("id", top["id"], &id)
-	return id
-}
-
-func (m *fhirMapper) subjectID(raw json.RawMessage) string {
-	var ref fhirReference
-	if !m.decode("subject", raw, &ref) {
 		return ""
 	}
-	if id := referenceID(ref.Reference); id != "" {
-		return id
-	}
-	return ref.Identifier.Value
+	var id fhirIdentifier
+	m.decode("identifier", raw, &id)
+	return id.Value
 }
 
-// referenceID turns "Patient/X", "https://host/fhir/Patient/X" or
+func (m *fhirMapper) subject(raw json.RawMessage) FHIRSubject {
+	var ref fhirReference
+	if !m.decode("subject", raw, &ref) {
+		return FHIRSubject{}
+	}
+	return FHIRSubject{ID: ReferenceID(ref.Reference), IdentifierSystem: ref.Identifier.System, IdentifierValue: ref.Identifier.Value}
+}
+
+// ReferenceID turns "Patient/X", "https://host/fhir/Patient/X" or
 // "Patient/X/_history/2" into X; a reference without '/' is the id itself.
-func referenceID(ref string) string {
+func ReferenceID(ref string) string {
 	if i := strings.Index(ref, "/_history/"); i >= 0 {
 		ref = ref[:i]
 	}
@@ -240,9 +343,9 @@ func extensionString(e fhirExtension) string {
 	return ""
 }
 
-// splitCanonical turns "http://host/Questionnaire/PHQ-9|1.0" into
+// SplitCanonical turns "http://host/Questionnaire/PHQ-9|1.0" into
 // ("PHQ-9", "1.0").
-func splitCanonical(c string) (name, version string) {
+func SplitCanonical(c string) (name, version string) {
 	url, version, _ := strings.Cut(c, "|")
 	url = strings.TrimRight(url, "/")
 	if i := strings.LastIndexByte(url, '/'); i >= 0 {
@@ -309,95 +412,103 @@ func (m *fhirMapper) mapAnswer(itemPath, path, linkID string, ans map[string]jso
 		m.add(itemPath+".linkId", "is required")
 		return
 	}
-	v, unit, ok := m.answerValue(path+"."+key, key, ans[key])
+	a, ok := m.answerValue(path+"."+key, key, ans[key])
 	if ok {
-		m.items = append(m.items, Item{Code: linkID, Value: v, Unit: unit})
+		a.LinkID, a.Path = linkID, path
+		m.answers = append(m.answers, a)
 	}
 }
 
-// answerValue maps one value[x]; path already names the value field.
-func (m *fhirMapper) answerValue(path, key string, raw json.RawMessage) (Value, string, bool) {
+// answerValue reads one value[x]; path already names the value field.
+func (m *fhirMapper) answerValue(path, key string, raw json.RawMessage) (FHIRAnswer, bool) {
 	switch key {
 	case "valueInteger", "valueDecimal":
 		var f *float64
 		if !m.decode(path, raw, &f) {
-			return Value{}, "", false
+			return FHIRAnswer{}, false
 		}
 		if f == nil {
 			m.add(path, "is null")
-			return Value{}, "", false
+			return FHIRAnswer{}, false
 		}
-		return Number(*f), "", true
+		return FHIRAnswer{Value: Number(*f)}, true
 	case "valueBoolean":
 		var b *bool
 		if !m.decode(path, raw, &b) {
-			return Value{}, "", false
+			return FHIRAnswer{}, false
 		}
 		if b == nil {
 			m.add(path, "is null")
-			return Value{}, "", false
+			return FHIRAnswer{}, false
 		}
-		return Value{Kind: KindBool, Bool: *b}, "", true
+		return FHIRAnswer{Value: Value{Kind: KindBool, Bool: *b}}, true
 	case "valueString":
 		var s *string
 		if !m.decode(path, raw, &s) {
-			return Value{}, "", false
+			return FHIRAnswer{}, false
 		}
 		if s == nil {
 			m.add(path, "is null")
-			return Value{}, "", false
+			return FHIRAnswer{}, false
 		}
-		return Text(*s), "", true
+		return FHIRAnswer{Value: Text(*s)}, true
 	case "valueQuantity":
-		return m.quantity(path, raw)
+		v, unit, ok := m.quantity(path, raw)
+		return FHIRAnswer{Value: Number(v), Unit: unit}, ok
 	case "valueCoding":
-		return m.coding(path, raw)
+		c, ok := m.coding(path, raw)
+		return FHIRAnswer{Coding: &c}, ok
 	default:
 		m.add(path, "is not a supported answer type (use valueInteger, valueDecimal, valueQuantity, valueBoolean, valueString or valueCoding)")
-		return Value{}, "", false
+		return FHIRAnswer{}, false
 	}
 }
 
-func (m *fhirMapper) quantity(path string, raw json.RawMessage) (Value, string, bool) {
+// ReadFHIRQuantity reads a Quantity found at path: its value and its unit
+// (the UCUM code, else unit).
+func ReadFHIRQuantity(path string, raw json.RawMessage) (float64, string, FieldErrors) {
+	m := &fhirMapper{}
+	v, unit, _ := m.quantity(path, raw)
+	return v, unit, m.errs
+}
+
+func (m *fhirMapper) quantity(path string, raw json.RawMessage) (float64, string, bool) {
 	var q fhirQuantity
 	if !m.decode(path, raw, &q) {
-		return Value{}, "", false
+		return 0, "", false
 	}
 	switch {
 	case q.Value == nil:
 		m.add(path, "has no value")
-		return Value{}, "", false
+		return 0, "", false
 	case q.Comparator != "":
 		// "<5" is not 5; scoring it as 5 would be wrong.
 		m.add(path, "has a comparator, which is not supported")
-		return Value{}, "", false
+		return 0, "", false
 	}
 	unit := q.Code // UCUM, the same whatever the device's display language
 	if unit == "" {
 		unit = q.Unit
 	}
-	return Number(*q.Value), unit, true
+	return *q.Value, unit, true
 }
 
-// coding scores a coded answer: an ordinalValue or itemWeight extension
-// wins, then the LOINC frequency answer list.
-func (m *fhirMapper) coding(path string, raw json.RawMessage) (Value, string, bool) {
+// coding reads a coded answer with its ordinalValue or itemWeight
+// extension, if any.
+func (m *fhirMapper) coding(path string, raw json.RawMessage) (FHIRCoding, bool) {
 	var c fhirCoding
 	if !m.decode(path, raw, &c) {
-		return Value{}, "", false
+		return FHIRCoding{}, false
 	}
+	out := FHIRCoding{System: c.System, Code: c.Code}
 	for _, e := range c.Extension {
 		if (e.URL == fhirOrdinalURL || e.URL == fhirItemWeightURL) && e.ValueDecimal != nil {
-			return Number(*e.ValueDecimal), "", true
+			w := *e.ValueDecimal
+			out.Weight = &w
+			break
 		}
 	}
-	if c.System == loincSystem {
-		if score, ok := loincFrequencyScores[c.Code]; ok {
-			return Number(score), "", true
-		}
-	}
-	m.add(path, "coding has no score (no ordinalValue or itemWeight extension, and not a known LOINC answer)")
-	return Value{}, "", false
+	return out, true
 }
 
 func isJSONArray(raw json.RawMessage) bool {

@@ -70,6 +70,15 @@ const ExtensionPrefix = "x_"
 // IsFHIR reports whether s was mapped from a FHIR resource.
 func (s Submission) IsFHIR() bool { return s.Format == FormatFHIR }
 
+// Origin is the format s first arrived in: fhir for a FHIR resource, also
+// when the gateway mapped it onto a native envelope (x_fhir_resource).
+func (s Submission) Origin() Format {
+	if s.IsFHIR() || s.Extra[FHIRResourceExtension] != nil {
+		return FormatFHIR
+	}
+	return FormatNative
+}
+
 // Item is one answer.
 type Item struct {
 	Code  string `json:"code"`

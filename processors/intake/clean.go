@@ -27,10 +27,7 @@ func Clean(cat *catalog.Catalogue, raw []byte, received time.Time) (codecs.Clean
 	}
 	at, _ := codecs.ParseTime(s.SubmittedAt) // validated above
 	_, offset := at.Zone()
-	format := string(codecs.FormatNative)
-	if s.IsFHIR() {
-		format = string(codecs.FormatFHIR)
-	}
+	format := string(s.Origin())
 	c := codecs.CleanSubmission{
 		V: codecs.WireVersion, MessageID: s.MessageID, StudyID: s.StudyID, SiteID: s.SiteID,
 		SubjectID: s.SubjectID, Instrument: def.Code, InstrumentVersion: s.InstrumentVersion,

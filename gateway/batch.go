@@ -10,6 +10,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/fhir"
 	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
@@ -35,7 +36,8 @@ type ItemResult struct {
 
 // batchItem is a submission of a batch on its way through.
 type batchItem struct {
-	raw     []byte
+	raw     []byte // what goes to Kafka
+	fhir    *fhir.Mapped
 	enrol   *codecs.Enrolment // first-report enrolment to write before it
 	subject string
 	key     string // idempotency key
@@ -122,13 +124,15 @@ func (g *Gateway) decodeBatch(k apikeys.Key, raws []json.RawMessage, results []I
 	pending := map[string]codecs.Enrolment{}
 	for i, raw := range raws {
 		results[i].Index = i
-		s, enrol, status, p := g.decode(k, raw, false, pending)
+		d, status, p := g.decode(k, raw, false, pending)
+		s, enrol := d.sub, d.enrol
 		if status != 0 {
 			results[i].Status, results[i].Error, results[i].Fields = status, p.Error, p.Fields
 			continue
 		}
 		results[i].MessageID = s.MessageID
-		it := &batchItem{raw: raw, enrol: enrol, subject: s.SubjectID, key: idempotencyKey(k, "", s.StudyID, s.MessageID), fp: fingerprint(raw), dupOf: -1}
+		it := &batchItem{raw: d.value, fhir: d.fhir, enrol: enrol, subject: s.SubjectID, key: idempotencyKey(k, "", s.StudyID, s.MessageID),
+			fp: fingerprint(raw), dupOf: -1}
 		if enrol != nil {
 			pending[s.SubjectID] = *enrol
 		}

@@ -74,7 +74,7 @@ func badRequests(f *fixture, revoked string) []badCase {
 		{"script in item code", with(map[string]any{"items": []map[string]any{{"code": "<script>alert(1)</script>", "value": 1}}}), 400, "items[0].code"},
 		{"CRLF in message_id", with(map[string]any{"message_id": "m1\r\nX-Injected: 1"}), 400, "message_id: may hold only"},
 		// FHIR
-		{"FHIR resource of the wrong type", request{path: "/v1/submissions", token: f.submit, contentType: "application/fhir+json", body: fhirPatient}, 400, "resourceType: is \"Patient\", want QuestionnaireResponse"},
+		{"FHIR resource of the wrong type", request{path: "/v1/submissions", token: f.submit, contentType: "application/fhir+json", body: fhirPatient}, 400, "resourceType: is \"Patient\"; eprostream accepts QuestionnaireResponse and Observation"},
 		{"native envelope sent as FHIR", request{path: "/v1/submissions", token: f.submit, contentType: "application/fhir+json", body: native("bad-13", nil)}, 400, "resourceType: is required"},
 		// headers
 		{"Idempotency-Key with spaces", request{path: "/v1/submissions", token: f.submit, contentType: "application/json", body: native("bad-14", nil), header: map[string]string{"Idempotency-Key": "a b"}}, 400, "Idempotency-Key must be"},

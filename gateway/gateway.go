@@ -16,6 +16,7 @@ import (
 
 	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/fhir"
 	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
@@ -167,6 +168,14 @@ func (g *Gateway) Handler() http.Handler {
 	route("POST /v1/subjects", g.guard.Require(apikeys.RoleOperate, g.postSubjects))
 	route("POST /v1/subjects/{id}/transfer", g.guard.Require(apikeys.RoleOperate, g.postTransfer))
 	route("POST /v1/subjects/{id}/withdraw", g.guard.Require(apikeys.RoleOperate, g.postWithdraw))
+	fhirRoute := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, fhirAPI(g.instrument(pattern, h))) }
+	fhirRoute("POST /fhir/QuestionnaireResponse", g.guard.Require(apikeys.RoleSubmit, g.postFHIRResource(fhir.TypeQuestionnaireResponse)))
+	fhirRoute("POST /fhir/Observation", g.guard.Require(apikeys.RoleSubmit, g.postFHIRResource(fhir.TypeObservation)))
+	fhirRoute("POST /fhir", g.guard.Require(apikeys.RoleSubmit, g.postFHIRBundle))
+	fhirRoute("GET /fhir/metadata", func(w http.ResponseWriter, r *http.Request) { writeFHIR(w, http.StatusOK, fhir.Capability("1")) })
+	fhirRoute("/fhir/", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, "no such FHIR endpoint: "+r.Method+" "+codecs.QuoteID(r.URL.Path)+"; see GET /fhir/metadata")
+	})
 	route("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+codecs.QuoteID(r.URL.Path)+"; see /openapi.json")

@@ -12,6 +12,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/fhir"
 	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
@@ -46,40 +47,64 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 	return body, true
 }
 
+// decoded is one submission on its way through: what goes to Kafka (the
+// body, or a FHIR resource's mapped envelope) and, for a FHIR resource,
+// its mapping (the answer echoes its id; errors name its elements).
+type decoded struct {
+	sub   codecs.Submission
+	enrol *codecs.Enrolment // the first-report enrolment to write first, if any
+	value []byte
+	fhir  *fhir.Mapped
+}
+
 // decode validates one submission for key and checks it against its
-// subject's enrolment: 0 and the submission (with the first-report
-// enrolment to write first, if any), or the status and problem to answer.
-// pending are the enrolments earlier items of the same request will write.
-func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool, pending map[string]codecs.Enrolment) (codecs.Submission, *codecs.Enrolment, int, Problem) {
+// subject's enrolment: 0 and the submission, or the status and problem to
+// answer. pending are the enrolments earlier items of the same request
+// will write.
+func (g *Gateway) decode(k apikeys.Key, body []byte, fhirOnly bool, pending map[string]codecs.Enrolment) (decoded, int, Problem) {
+	if looksFHIR(body) {
+		return g.decodeFHIR(k, body, pending)
+	}
 	s, err := codecs.ParseSubmission(body)
 	if err != nil {
 		status, p := problemOf(err)
-		return s, nil, status, p
+		return decoded{sub: s}, status, p
 	}
+	if fhirOnly {
+		status, p := problemOf(codecs.FieldErrors{{Path: "resourceType", Reason: "is required with Content-Type application/fhir+json"}})
+		return decoded{sub: s}, status, p
+	}
+	return g.check(k, decoded{sub: s, value: body}, pending)
+}
+
+// check runs the envelope, scope, catalogue and enrolment checks on d.
+func (g *Gateway) check(k apikeys.Key, d decoded, pending map[string]codecs.Enrolment) (decoded, int, Problem) {
+	s := d.sub
 	var fields codecs.FieldErrors
 	if err := s.Validate(g.now()); err != nil {
 		if !errors.As(err, &fields) {
 			status, p := problemOf(err)
-			return s, nil, status, p
+			return d, status, p
 		}
 	}
-	if fhirOnly && !s.IsFHIR() {
-		fields = append(fields, codecs.FieldError{Path: "resourceType", Reason: "is required with Content-Type application/fhir+json"})
-	}
 	if msg := httpauth.ScopeProblem(k, s.StudyID); msg != "" && s.StudyID != "" {
-		return s, nil, http.StatusForbidden, Problem{Error: msg}
+		return d, http.StatusForbidden, Problem{Error: msg}
 	}
 	// Study, site, instrument and items: the check intake runs too.
 	fields = append(fields, g.cfg.Catalogue.CheckSubmission(s)...)
 	if len(fields) > 0 {
+		for i := range fields {
+			fields[i].Path = d.fhir.Expression(fields[i].Path)
+		}
 		status, p := problemOf(fields)
-		return s, nil, status, p
+		return d, status, p
 	}
 	enrol, ref := g.bind(s, pending)
 	if ref != nil {
-		return s, nil, ref.status, Problem{Error: ref.msg}
+		return d, ref.status, Problem{Error: ref.msg}
 	}
-	return s, enrol, 0, Problem{}
+	d.enrol = enrol
+	return d, 0, Problem{}
 }
 
 // idempotencyKey is the key a request's outcome is stored under: the
@@ -126,7 +151,8 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s, enrol, status, p := g.decode(k, body, isFHIRContent(r), nil)
+	d, status, p := g.decode(k, body, isFHIRContent(r), nil)
+	s, enrol := d.sub, d.enrol
 	if status != 0 {
 		g.metrics.items.WithLabelValues(outcomeOf(status)).Inc()
 		if status == http.StatusServiceUnavailable {
@@ -153,7 +179,7 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	errs := g.produce(r.Context(), []record{{key: s.SubjectID, value: body}})
+	errs := g.produce(r.Context(), []record{{key: s.SubjectID, value: d.value}})
 	if errs[0] != nil {
 		g.abandon(r, claim)
 		g.unavailable(w, errs[0])

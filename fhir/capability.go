@@ -20,7 +20,7 @@ func Capability(version string) map[string]any {
 			"mode": "server",
 			"documentation": "Resources are placed by their subject's enrolment; a QuestionnaireResponse is mapped through its " +
 				"Questionnaire, an Observation through its LOINC code. Every refusal is an OperationOutcome.",
-			"security": map[string]any{"description": "Authorization: Bearer <API key> with the submit role; PUT Questionnaire needs the operate role"},
+			"security": map[string]any{"description": "Authorization: Bearer <API key> with the submit role"},
 			"resource": []map[string]any{
 				{"type": "QuestionnaireResponse", "interaction": create,
 					"documentation": "status completed or amended; linkIds mapped through the named Questionnaire (built in: " +

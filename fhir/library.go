@@ -11,22 +11,13 @@ import (
 )
 
 // Library is the forms a deployment knows: one built-in form per
-// instrument (and per LOINC panel), the Questionnaires its catalogue lists,
-// and those added at run time (Added). Read-only after construction except
-// through Added; safe for concurrent use.
+// instrument (and per LOINC panel) and the Questionnaires its catalogue
+// lists. Read-only after construction; safe for concurrent use.
 type Library struct {
 	set   *instruments.Set
 	forms []*Form            // built-in and catalogue forms
 	byURL map[string][]*Form // every version of a url
 	byID  map[string]*Form
-	// Added finds forms added at run time (PUT /fhir/Questionnaire); nil
-	// when there is no such store.
-	Added AddedForms
-}
-
-// AddedForms finds the Questionnaires added at run time, by url or id.
-type AddedForms interface {
-	Form(key string) (*Form, bool, error)
 }
 
 // NewLibrary returns the built-in forms of set's instruments plus qs.
@@ -77,15 +68,15 @@ func (l *Library) add(f *Form) {
 type errUnknownForm struct{ canonical string }
 
 func (e errUnknownForm) Error() string {
-	return fmt.Sprintf("%s is not a Questionnaire eprostream knows; add it (PUT /fhir/Questionnaire/{id}) or name a built-in one (%s<instrument>, %s<LOINC panel>)",
+	return fmt.Sprintf("%s is not a Questionnaire eprostream knows; list it in the catalogue (questionnaires:) or name a built-in one (%s<instrument>, %s<LOINC panel>)",
 		codecs.QuoteID(e.canonical), BuiltinBase, LOINCBase)
 }
 
-// Resolve finds the form a response's questionnaire canonical names, for a
-// response of study: the exact url (and version, when both say one), a
-// form added for the study, then "Questionnaire/<id>" and, for the built-in
-// forms, a last segment naming an instrument or a LOINC panel.
-func (l *Library) Resolve(canonical, study string) (*Form, error) {
+// Resolve finds the form a response's questionnaire canonical names: the
+// exact url (and version, when both say one), then "Questionnaire/<id>"
+// and, for the built-in forms, a last segment naming an instrument or a
+// LOINC panel.
+func (l *Library) Resolve(canonical string) (*Form, error) {
 	url, version, _ := strings.Cut(canonical, "|")
 	var versions []string
 	for _, f := range l.byURL[url] {
@@ -93,18 +84,6 @@ func (l *Library) Resolve(canonical, study string) (*Form, error) {
 			return f, nil
 		}
 		versions = append(versions, f.Version)
-	}
-	if l.Added != nil {
-		f, ok, err := l.Added.Form("url:" + url)
-		if err != nil {
-			return nil, err
-		}
-		if ok && f.Study == study {
-			if version == "" || f.Version == "" || f.Version == version {
-				return f, nil
-			}
-			versions = append(versions, f.Version)
-		}
 	}
 	if len(versions) > 0 {
 		sort.Strings(versions)
@@ -120,15 +99,6 @@ func (l *Library) Resolve(canonical, study string) (*Form, error) {
 	}
 	if f := l.byID[strings.ToUpper(id)]; f != nil && f.builtin {
 		return f, nil
-	}
-	if relative && l.Added != nil {
-		f, ok, err := l.Added.Form("id:" + id)
-		if err != nil {
-			return nil, err
-		}
-		if ok && f.Study == study {
-			return f, nil
-		}
 	}
 	return nil, errUnknownForm{canonical}
 }

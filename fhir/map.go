@@ -182,7 +182,7 @@ func (mp *Mapper) response(b []byte, place Placer) (*Mapped, error) {
 	s.SubmittedAt = at
 	var form *Form
 	if r.Questionnaire != "" {
-		form, err = mp.Library.Resolve(r.Questionnaire, s.StudyID)
+		form, err = mp.Library.Resolve(r.Questionnaire)
 		if err != nil {
 			return nil, append(errs, codecs.FieldError{Path: rt + ".questionnaire", Reason: err.Error()})
 		}

@@ -98,9 +98,7 @@ func weightOf(exts []Extension) (float64, bool) {
 type Form struct {
 	ID, URL, Version string
 	Instrument       string // the instrument's code
-	// Study owns a form added at run time; "" is every study's.
-	Study string
-	links map[string]*formItem
+	links            map[string]*formItem
 	// unknown are the linkIds of items the instrument does not have, with
 	// the reason: a response that answers one is refused.
 	unknown map[string]string

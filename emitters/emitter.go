@@ -235,6 +235,35 @@ func (e *CommandEmitter) Emit(ctx context.Context, c codecs.Command) error {
 // Close flushes what is in flight and releases the producer.
 func (e *CommandEmitter) Close() error { return e.raw.close() }
 
+// QuestionnaireEmitter writes the Questionnaires studies add
+// (epro-questionnaires).
+type QuestionnaireEmitter struct{ raw *rawEmitter }
+
+// NewQuestionnaireEmitter returns an emitter for the questionnaires topic of cfg.
+func NewQuestionnaireEmitter(cfg Config, deps Deps, opts ...goka.EmitterOption) (*QuestionnaireEmitter, error) {
+	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Questionnaires, deps, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &QuestionnaireEmitter{raw: r}, nil
+}
+
+// Emit validates q and writes it under key, returning once Kafka has it.
+func (e *QuestionnaireEmitter) Emit(ctx context.Context, key string, q codecs.QuestionnaireRecord) error {
+	q.V = codecs.WireVersion
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(q)
+	if err != nil {
+		return fmt.Errorf("emitters: encode: %w", err)
+	}
+	return wait(ctx, e.raw.send(key, b))
+}
+
+// Close flushes what is in flight and releases the producer.
+func (e *QuestionnaireEmitter) Close() error { return e.raw.close() }
+
 // EnrolmentEmitter writes the study registry's roster (epro-enrolments).
 type EnrolmentEmitter struct{ raw *rawEmitter }
 

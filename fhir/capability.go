@@ -3,20 +3,30 @@ package fhir
 // Capability is the CapabilityStatement GET /fhir/metadata answers: the
 // resources eprostream takes (create only) and the Bundle types of
 // POST /fhir.
-func Capability(version string) map[string]any {
+func Capability(version string) any {
 	create := []map[string]string{{"code": "create"}}
-	return map[string]any{
-		"resourceType": "CapabilityStatement",
-		"status":       "active",
-		"date":         "2026-12-02",
-		"kind":         "instance",
-		"software":     map[string]string{"name": "eprostream", "version": version},
-		"implementation": map[string]string{
+	return struct {
+		ResourceType   string            `json:"resourceType"`
+		Status         string            `json:"status"`
+		Date           string            `json:"date"`
+		Kind           string            `json:"kind"`
+		Software       map[string]string `json:"software"`
+		Implementation map[string]string `json:"implementation"`
+		FHIRVersion    string            `json:"fhirVersion"`
+		Format         []string          `json:"format"`
+		Rest           []map[string]any  `json:"rest"`
+	}{
+		ResourceType: "CapabilityStatement",
+		Status:       "active",
+		Date:         "2026-12-02",
+		Kind:         "instance",
+		Software:     map[string]string{"name": "eprostream", "version": version},
+		Implementation: map[string]string{
 			"description": "eprostream ingest: patient-reported outcomes and home vital signs for clinical trials",
 		},
-		"fhirVersion": "4.0.1",
-		"format":      []string{"application/fhir+json", "json"},
-		"rest": []map[string]any{{
+		FHIRVersion: "4.0.1",
+		Format:      []string{"application/fhir+json", "json"},
+		Rest: []map[string]any{{
 			"mode": "server",
 			"documentation": "Resources are placed by their subject's enrolment; a QuestionnaireResponse is mapped through its " +
 				"Questionnaire, an Observation through its LOINC code. Every refusal is an OperationOutcome.",

@@ -18,6 +18,20 @@ type Library struct {
 	forms []*Form            // built-in and catalogue forms
 	byURL map[string][]*Form // every version of a url
 	byID  map[string]*Form
+	added AddedForms // nil: none
+}
+
+// AddedForms finds the forms studies added at run time, by "url:<url>" or
+// "id:<id>"; a form of another study than the response's is not found.
+type AddedForms interface {
+	Form(key, study string) (*Form, bool, error)
+}
+
+// WithAdded is l that also resolves the forms a finds.
+func (l *Library) WithAdded(a AddedForms) *Library {
+	c := *l
+	c.added = a
+	return &c
 }
 
 // NewLibrary returns the built-in forms of set's instruments plus qs.
@@ -64,22 +78,39 @@ func (l *Library) add(f *Form) {
 	}
 }
 
+// Taken reports whether the catalogue or the built-in forms already have
+// url or id, which an added Questionnaire may therefore not use.
+func (l *Library) Taken(url, id string) bool {
+	return len(l.byURL[url]) > 0 || l.byID[id] != nil || l.byID[strings.ToUpper(id)] != nil
+}
+
 // errUnknownForm says a canonical names no form.
 type errUnknownForm struct{ canonical string }
 
 func (e errUnknownForm) Error() string {
-	return fmt.Sprintf("%s is not a Questionnaire eprostream knows; list it in the catalogue (questionnaires:) or name a built-in one (%s<instrument>, %s<LOINC panel>)",
+	return fmt.Sprintf("%s is not a Questionnaire of this study; add it (PUT /fhir/Questionnaire/{id}, or the catalogue's questionnaires:) or name a built-in one (%s<instrument>, %s<LOINC panel>)",
 		codecs.QuoteID(e.canonical), BuiltinBase, LOINCBase)
 }
 
-// Resolve finds the form a response's questionnaire canonical names: the
-// exact url (and version, when both say one), then "Questionnaire/<id>"
+// Resolve finds the form a response of study names by its questionnaire
+// canonical: the exact url (and version, when both say one) among the
+// catalogue's forms and those the study added, then "Questionnaire/<id>"
 // and, for the built-in forms, a last segment naming an instrument or a
 // LOINC panel.
-func (l *Library) Resolve(canonical string) (*Form, error) {
+func (l *Library) Resolve(canonical, study string) (*Form, error) {
 	url, version, _ := strings.Cut(canonical, "|")
 	var versions []string
-	for _, f := range l.byURL[url] {
+	candidates := l.byURL[url]
+	if l.added != nil {
+		f, ok, err := l.added.Form("url:"+url, study)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			candidates = append(candidates[:len(candidates):len(candidates)], f)
+		}
+	}
+	for _, f := range candidates {
 		if version == "" || f.Version == "" || f.Version == version {
 			return f, nil
 		}
@@ -99,6 +130,15 @@ func (l *Library) Resolve(canonical string) (*Form, error) {
 	}
 	if f := l.byID[strings.ToUpper(id)]; f != nil && f.builtin {
 		return f, nil
+	}
+	if relative && l.added != nil {
+		f, ok, err := l.added.Form("id:"+id, study)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return f, nil
+		}
 	}
 	return nil, errUnknownForm{canonical}
 }

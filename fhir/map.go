@@ -22,6 +22,10 @@ const (
 	TypeBundle                = "Bundle"
 )
 
+// ErrUnavailable says the forms studies added cannot be read right now:
+// the resource is neither accepted nor refused, it is to be retried.
+var ErrUnavailable = errors.New("fhir: the added Questionnaires cannot be read right now")
+
 // Placement is where a subject belongs: its enrolment's study and site.
 type Placement struct {
 	StudyID, SiteID string
@@ -182,7 +186,10 @@ func (mp *Mapper) response(b []byte, place Placer) (*Mapped, error) {
 	s.SubmittedAt = at
 	var form *Form
 	if r.Questionnaire != "" {
-		form, err = mp.Library.Resolve(r.Questionnaire)
+		form, err = mp.Library.Resolve(r.Questionnaire, s.StudyID)
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, append(errs, codecs.FieldError{Path: rt + ".questionnaire", Reason: err.Error()})
 		}

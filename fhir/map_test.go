@@ -172,7 +172,7 @@ func TestRefusalsNameTheElement(t *testing.T) {
 			"Observation.code", "is not a measurement the study records"},
 		{"in-progress response", strings.Replace(lhc, `"completed"`, `"in-progress"`, 1), "QuestionnaireResponse.status", "only completed and amended"},
 		{"unknown questionnaire", strings.Replace(lhc, "http://loinc.org/q/44249-1", "http://example.org/Questionnaire/nope", 1),
-			"QuestionnaireResponse.questionnaire", "is not a Questionnaire eprostream knows"},
+			"QuestionnaireResponse.questionnaire", "is not a Questionnaire of this study"},
 		{"unknown version", strings.Replace(mii, "|2025.0.0", "|2019", 1), "QuestionnaireResponse.questionnaire", "version \"2019\""},
 		{"linkId the definition lacks", strings.Replace(mii, `"PHQ.3"`, `"PHQ.33"`, 1), "QuestionnaireResponse.item[2].answer[0]",
 			`linkId "PHQ.33" is not an item of questionnaire`},

@@ -98,7 +98,7 @@ func fieldCode(code, reason string) string {
 		return code
 	case strings.HasPrefix(reason, "is required"):
 		return "required"
-	case strings.Contains(reason, "not a Questionnaire eprostream knows"), strings.Contains(reason, "is not an item"),
+	case strings.Contains(reason, "is not a Questionnaire of this study"), strings.Contains(reason, "is not an item"),
 		strings.Contains(reason, "not a measurement"), strings.Contains(reason, "is not one of the answers"):
 		return "code-invalid"
 	case strings.HasPrefix(reason, "is malformed"), strings.Contains(reason, "must be a JSON"):

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	stdjson "encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -44,7 +45,11 @@ func (g *Gateway) decodeFHIR(k apikeys.Key, body []byte, pending map[string]code
 		enrolled = true
 		return fhir.Placement{StudyID: e.StudyID, SiteID: e.SiteID}
 	}
-	m, err := g.cfg.Catalogue.FHIR().Map(body, place)
+	m, err := g.fhir.Map(body, place)
+	if errors.Is(err, fhir.ErrUnavailable) {
+		g.log.Warn("questionnaires unreadable", "err", err)
+		return decoded{}, http.StatusServiceUnavailable, Problem{Error: "the study's Questionnaires cannot be read right now; retry"}
+	}
 	if err != nil {
 		status, p := problemOf(err)
 		return decoded{}, status, p
@@ -245,15 +250,41 @@ func prefer(r *http.Request) string {
 	return ""
 }
 
-// withID is the resource as sent with its logical id set.
+// withID is the resource as sent with its logical id set: resourceType and
+// id first, the other members in the order sent.
 func withID(body []byte, id string) json.RawMessage {
-	var res map[string]json.RawMessage
-	if err := json.Unmarshal(body, &res); err != nil {
+	dec := stdjson.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != stdjson.Delim('{') {
 		return body
 	}
-	res["id"], _ = json.Marshal(id)
-	b, _ := json.Marshal(res)
-	return b
+	var rt stdjson.RawMessage
+	var rest bytes.Buffer
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return body
+		}
+		name, _ := tok.(string)
+		var v stdjson.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return body
+		}
+		switch name {
+		case "resourceType":
+			rt = v
+		case "id":
+		default:
+			k, _ := stdjson.Marshal(name)
+			rest.WriteByte(',')
+			rest.Write(k)
+			rest.WriteByte(':')
+			rest.Write(v)
+		}
+	}
+	idJSON, _ := stdjson.Marshal(id)
+	out := append([]byte(`{"resourceType":`), rt...)
+	out = append(append(append(out, `,"id":`...), idJSON...), rest.Bytes()...)
+	return append(out, '}')
 }
 
 // postFHIRBundle is POST /fhir: a batch or collection answers per entry;

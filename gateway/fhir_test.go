@@ -297,3 +297,72 @@ func TestFHIRBundles(t *testing.T) {
 		t.Errorf("%d records after a retried transaction, want still 5", n)
 	}
 }
+
+func TestStudiesAddTheirOwnQuestionnaires(t *testing.T) {
+	f := newFixture(t)
+	const subject, other = "ONC-301-001-0781", "CAR-200-001-0001"
+	f.enrol(subject, "ONC-301", "SITE-001")
+	f.enrol(other, "CAR-200", "SITE-001")
+	q, err := os.ReadFile(filepath.Join("..", "fhir", "testdata", "questionnaire-phq9-mii.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "/fhir/Questionnaire/mii-qst-pro-phq-9"
+	put := func(token string, body []byte) reply {
+		return f.do(request{method: http.MethodPut, path: path, token: token, contentType: "application/fhir+json", body: body})
+	}
+	response := func(subject string) reply {
+		return f.do(request{path: "/fhir/QuestionnaireResponse", token: f.key("*", "submit"), contentType: "application/fhir+json",
+			body: fhirFixture(t, "qr-phq9-mii.json", subject)})
+	}
+
+	if r := response(subject); r.status != http.StatusBadRequest || !readOutcome(t, r).has("QuestionnaireResponse.questionnaire", "is not a Questionnaire of this study") {
+		t.Fatalf("a response naming an unknown Questionnaire: %d %s", r.status, r.body)
+	}
+	r := put(f.operate, q)
+	if r.status != http.StatusCreated || r.header.Get("Location") != "Questionnaire/mii-qst-pro-phq-9/_history/1" {
+		t.Fatalf("PUT: %d %q %s", r.status, r.header.Get("Location"), r.body)
+	}
+	if !readOutcome(t, r).has("", "PHQ.10") {
+		t.Errorf("the answer does not warn that PHQ.10 is not an item of PHQ-9: %s", r.body)
+	}
+	if r := response(subject); r.status != http.StatusCreated {
+		t.Fatalf("a response through the added Questionnaire: %d %s", r.status, r.body)
+	}
+	subs := f.onTopic()
+	if len(subs) != 1 || values(subs[0])["PHQ9_9"] != 2 || subs[0].InstrumentVersion != "2025.0.0" {
+		t.Fatalf("on the topic: %+v", subs)
+	}
+	if r := response(other); r.status != http.StatusBadRequest || !readOutcome(t, r).has("", "is not a Questionnaire of this study") {
+		t.Errorf("another study's subject mapped through it: %d %s", r.status, r.body)
+	}
+	if r := put(f.key("CAR-200", "operate"), q); r.status != http.StatusConflict || !readOutcome(t, r).has("", "belongs to another study") {
+		t.Errorf("another study replaced it: %d %s", r.status, r.body)
+	}
+	if r := f.do(request{method: http.MethodGet, path: path, token: f.other}); r.status != http.StatusNotFound {
+		t.Errorf("another study's key read it: %d %s", r.status, r.body)
+	}
+	if r := f.do(request{method: http.MethodGet, path: path, token: f.submit}); r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"PHQ.9"`)) {
+		t.Errorf("GET: %d %s", r.status, r.body)
+	}
+	if r := put(f.operate, q); r.status != http.StatusOK || r.header.Get("Location") != "Questionnaire/mii-qst-pro-phq-9/_history/2" {
+		t.Errorf("PUT again: %d %q", r.status, r.header.Get("Location"))
+	}
+	moved := bytes.Replace(q, []byte("modul-pro/Questionnaire"), []byte("modul-pro/Q2"), 1)
+	if r := put(f.operate, moved); r.status != http.StatusConflict || !readOutcome(t, r).has("", "a url never changes") {
+		t.Errorf("a changed url: %d %s", r.status, r.body)
+	}
+	// An unknown item is a warning (above); codes of no instrument at all are refused.
+	wrong := bytes.ReplaceAll(q, []byte(`"442`), []byte(`"992`))
+	if r := put(f.operate, wrong); r.status != http.StatusBadRequest || !readOutcome(t, r).has("", "name an instrument") {
+		t.Errorf("a Questionnaire of no instrument: %d %s", r.status, r.body)
+	}
+}
+
+func values(s codecs.Submission) map[string]float64 {
+	out := map[string]float64{}
+	for _, it := range s.Items {
+		out[it.Code] = it.Value.Num
+	}
+	return out
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/lovoo/goka"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eprostream/eprostream/catalog"
@@ -95,6 +96,12 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	t.Cleanup(func() { _ = subs.Close(); _ = cmds.Close(); _ = enrols.Close() })
 	f.roster = startRoster(t, f.cfg, "gateway-test")
 	f.alerts = startAlertIndex(t, f.cfg)
+	qs := startView[codecs.QuestionnaireRecord](t, f.cfg, f.names.Questionnaires, "gateway-test-questionnaires", codecs.JSON[codecs.QuestionnaireRecord]{})
+	qsOut, err := emitters.NewQuestionnaireEmitter(f.cfg.Emitters(), emitters.Deps{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = qsOut.Close() })
 	cat, err := catalog.Parse([]byte(studies))
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +118,8 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	gcfg := gateway.Config{Addr: "127.0.0.1:0", MaxBatch: 50, KafkaTimeout: 3 * time.Second, Catalogue: cat,
 		TopicPrefix: f.cfg.TopicPrefix, LockTTL: 5 * time.Second}
 	deps := gateway.Deps{Keys: f.keys, Limiter: limiter, Idempotency: idempotency.New(fast, f.prefix), Locks: f.locks,
-		Producer: subs, Commands: cmds, Roster: f.roster, Enrolments: enrols, Alerts: f.alerts, Log: quiet}
+		Producer: subs, Commands: cmds, Roster: f.roster, Enrolments: enrols, Alerts: f.alerts, Log: quiet,
+		Questionnaires: qs, QuestionnaireSender: qsOut}
 	for _, o := range opts {
 		o(f, &gcfg, &deps)
 	}
@@ -355,8 +363,15 @@ func startRoster(t *testing.T, cfg config.Config, client string) *catalog.Roster
 // test ends, and returns once it has caught up.
 func startAlertIndex(t *testing.T, cfg config.Config) *keyview.View[codecs.AlertOwner] {
 	t.Helper()
-	v, err := keyview.New[codecs.AlertOwner](keyview.Config{Topic: topics.NewNames(cfg.TopicPrefix).AlertIndex, StateDir: t.TempDir(),
-		ClientID: "gateway-test-alerts"}, keyview.Deps{Kafka: cfg.Kafka(), Log: quiet}, codecs.JSON[codecs.AlertOwner]{})
+	return startView[codecs.AlertOwner](t, cfg, topics.NewNames(cfg.TopicPrefix).AlertIndex, "gateway-test-alerts", codecs.JSON[codecs.AlertOwner]{})
+}
+
+// startView runs a local copy of a compacted topic and waits until it has
+// caught up.
+func startView[T any](t *testing.T, cfg config.Config, topic, client string, codec goka.Codec) *keyview.View[T] {
+	t.Helper()
+	v, err := keyview.New[T](keyview.Config{Topic: topic, StateDir: t.TempDir(), ClientID: client},
+		keyview.Deps{Kafka: cfg.Kafka(), Log: quiet}, codec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +382,7 @@ func startAlertIndex(t *testing.T, cfg config.Config) *keyview.View[codecs.Alert
 	deadline := time.Now().Add(30 * time.Second)
 	for !v.Recovered() {
 		if time.Now().After(deadline) {
-			t.Fatal("the alert index did not catch up within 30 s")
+			t.Fatalf("the copy of %s did not catch up within 30 s", topic)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

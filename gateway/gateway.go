@@ -105,10 +105,14 @@ type Deps struct {
 	Enrolments EnrolmentSender
 	// Alerts is the alert index (epro-alert-index, written by the subject
 	// group): an acknowledgement must name its alert's own subject.
-	Alerts   AlertIndex
-	Log      *slog.Logger
-	Registry prometheus.Registerer
-	Now      func() time.Time
+	Alerts AlertIndex
+	// Questionnaires and QuestionnaireSender keep the FHIR Questionnaires
+	// studies add (epro-questionnaires); both nil: the catalogue's only.
+	Questionnaires      QuestionnaireView
+	QuestionnaireSender QuestionnaireSender
+	Log                 *slog.Logger
+	Registry            prometheus.Registerer
+	Now                 func() time.Time
 }
 
 // Gateway serves the ingest API. Handler is safe for concurrent use.
@@ -122,6 +126,8 @@ type Gateway struct {
 	metrics     *metrics
 	batch       redisBatchers
 	completions *completer
+	fhir        *fhir.Mapper    // the catalogue's forms and the added ones
+	added       *questionnaires // nil: none can be added
 	now         func() time.Time
 }
 
@@ -154,6 +160,15 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Idempotency != nil {
 		g.completions = newCompleter(g)
 	}
+	g.fhir = cfg.Catalogue.FHIR()
+	if (deps.Questionnaires == nil) != (deps.QuestionnaireSender == nil) {
+		return nil, errors.New("gateway: Questionnaires and QuestionnaireSender go together")
+	}
+	if deps.Questionnaires != nil {
+		g.added = &questionnaires{view: deps.Questionnaires, set: cfg.Catalogue.Instruments(),
+			own: map[string]codecs.QuestionnaireRecord{}, compiled: map[string]compiledForm{}}
+		g.fhir = &fhir.Mapper{Library: g.fhir.Library.WithAdded(g.added), Uses: g.fhir.Uses}
+	}
 	return g, nil
 }
 
@@ -172,6 +187,8 @@ func (g *Gateway) Handler() http.Handler {
 	fhirRoute("POST /fhir/QuestionnaireResponse", g.guard.Require(apikeys.RoleSubmit, g.postFHIRResource(fhir.TypeQuestionnaireResponse)))
 	fhirRoute("POST /fhir/Observation", g.guard.Require(apikeys.RoleSubmit, g.postFHIRResource(fhir.TypeObservation)))
 	fhirRoute("POST /fhir", g.guard.Require(apikeys.RoleSubmit, g.postFHIRBundle))
+	fhirRoute("PUT /fhir/Questionnaire/{id}", g.guard.Require(apikeys.RoleOperate, g.putQuestionnaire))
+	fhirRoute("GET /fhir/Questionnaire/{id}", g.guard.Require(apikeys.RoleSubmit, g.getQuestionnaire))
 	fhirRoute("GET /fhir/metadata", func(w http.ResponseWriter, r *http.Request) { writeFHIR(w, http.StatusOK, fhir.Capability("1")) })
 	fhirRoute("/fhir/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such FHIR endpoint: "+r.Method+" "+codecs.QuoteID(r.URL.Path)+"; see GET /fhir/metadata")

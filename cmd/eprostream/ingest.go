@@ -10,11 +10,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eprostream/eprostream/catalog"
+	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/gateway"
 	"github.com/eprostream/eprostream/internal/admin"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/keyview"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/redis/fencedlock"
 	"github.com/eprostream/eprostream/internal/redis/idempotency"
@@ -110,7 +112,21 @@ func newIngest(a *app, f *ingestFlags, reg *prometheus.Registry) (func(context.C
 		_ = os.RemoveAll(rosterDir)
 		return nil, nil, err
 	}
+	qs, qsDir, err := newKeyView[codecs.QuestionnaireRecord](a, topics.NewNames(a.cfg.TopicPrefix).Questionnaires, "questionnaires",
+		codecs.JSON[codecs.QuestionnaireRecord]{})
+	if err != nil {
+		_, _, _ = subs.Close(), cmds.Close(), enrols.Close()
+		_, _ = os.RemoveAll(rosterDir), os.RemoveAll(alertsDir)
+		return nil, nil, err
+	}
+	qsOut, err := emitters.NewQuestionnaireEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
+	if err != nil {
+		_, _, _ = subs.Close(), cmds.Close(), enrols.Close()
+		_, _, _ = os.RemoveAll(rosterDir), os.RemoveAll(alertsDir), os.RemoveAll(qsDir)
+		return nil, nil, err
+	}
 	deps.Producer, deps.Commands, deps.Roster, deps.Enrolments, deps.Alerts = subs, cmds, roster, enrols, alerts
+	deps.Questionnaires, deps.QuestionnaireSender = qs, qsOut
 	gw, err := gateway.New(f.gw, deps)
 	if err != nil {
 		return nil, nil, err
@@ -129,15 +145,24 @@ func newIngest(a *app, f *ingestFlags, reg *prometheus.Registry) (func(context.C
 				return keyview.ErrLoading
 			}
 			return nil
+		}},
+		{Name: "questionnaires", Run: func(context.Context) error {
+			if !qs.Recovered() {
+				return keyview.ErrLoading
+			}
+			return nil
 		}}}
 	return func(ctx context.Context) error {
 		defer rdb.Close()
 		defer os.RemoveAll(rosterDir)
 		defer os.RemoveAll(alertsDir)
+		defer os.RemoveAll(qsDir)
 		defer enrols.Close()
+		defer qsOut.Close()
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return roster.Run(gctx) })
 		g.Go(func() error { return alerts.Run(gctx) })
+		g.Go(func() error { return qs.Run(gctx) })
 		g.Go(func() error {
 			// Until the roster has caught up, registry-dependent requests
 			// answer 503 and /readyz says not ready.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
@@ -78,12 +79,18 @@ func runAdmin(ctx context.Context, a *app, reg *prometheus.Registry, checks []co
 // newAlertIndex returns a local copy of epro-alert-index in a fresh
 // temporary directory (removed by the caller).
 func newAlertIndex(a *app) (*keyview.View[codecs.AlertOwner], string, error) {
-	dir, err := os.MkdirTemp("", "eprostream-alert-index-")
+	return newKeyView[codecs.AlertOwner](a, topics.NewNames(a.cfg.TopicPrefix).AlertIndex, "alert-index", codecs.JSON[codecs.AlertOwner]{})
+}
+
+// newKeyView returns a local copy of a compacted topic of T records in a
+// fresh temporary directory (removed by the caller); codec decodes a T.
+func newKeyView[T any](a *app, topic, name string, codec goka.Codec) (*keyview.View[T], string, error) {
+	dir, err := os.MkdirTemp("", "eprostream-"+name+"-")
 	if err != nil {
 		return nil, "", err
 	}
-	v, err := keyview.New[codecs.AlertOwner](keyview.Config{Topic: topics.NewNames(a.cfg.TopicPrefix).AlertIndex, StateDir: dir,
-		ClientID: "eprostream-alert-index"}, keyview.Deps{Kafka: a.cfg.Kafka(), Log: a.log}, codecs.JSON[codecs.AlertOwner]{})
+	v, err := keyview.New[T](keyview.Config{Topic: topic, StateDir: dir, ClientID: "eprostream-" + name},
+		keyview.Deps{Kafka: a.cfg.Kafka(), Log: a.log}, codec)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, "", err

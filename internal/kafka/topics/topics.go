@@ -22,35 +22,40 @@ const (
 	// AlertIndex maps each alert id to its subject and study (compacted):
 	// the gateway checks acknowledgements against it.
 	AlertIndex = "epro-alert-index"
+	// Questionnaires holds the FHIR Questionnaires studies add at run time
+	// (compacted): every gateway maps responses through them.
+	Questionnaires = "epro-questionnaires"
 	// SubjectGroup is the goka group whose Persist table is SubjectGroup+"-table".
 	SubjectGroup = "subject"
 )
 
 // Names are the topic names of one environment.
 type Names struct {
-	Prefix       string
-	Submissions  string
-	Clean        string
-	DLQ          string
-	Commands     string
-	Alerts       string
-	Enrolments   string
-	AlertIndex   string
-	SubjectTable string
+	Prefix         string
+	Submissions    string
+	Clean          string
+	DLQ            string
+	Commands       string
+	Alerts         string
+	Enrolments     string
+	AlertIndex     string
+	Questionnaires string
+	SubjectTable   string
 }
 
 // NewNames returns the names under prefix.
 func NewNames(prefix string) Names {
 	return Names{
-		Prefix:       prefix,
-		Submissions:  prefix + Submissions,
-		Clean:        prefix + Clean,
-		DLQ:          prefix + DLQ,
-		Commands:     prefix + Commands,
-		Alerts:       prefix + Alerts,
-		Enrolments:   prefix + Enrolments,
-		AlertIndex:   prefix + AlertIndex,
-		SubjectTable: Group(prefix, SubjectGroup) + "-table",
+		Prefix:         prefix,
+		Submissions:    prefix + Submissions,
+		Clean:          prefix + Clean,
+		DLQ:            prefix + DLQ,
+		Commands:       prefix + Commands,
+		Alerts:         prefix + Alerts,
+		Enrolments:     prefix + Enrolments,
+		AlertIndex:     prefix + AlertIndex,
+		Questionnaires: prefix + Questionnaires,
+		SubjectTable:   Group(prefix, SubjectGroup) + "-table",
 	}
 }
 
@@ -113,5 +118,6 @@ func Catalogue(prefix string, partitions int, replication int) []Spec {
 		spec(n.SubjectTable, "compact", 0),
 		spec(n.Enrolments, "compact", 0),
 		spec(n.AlertIndex, "compact", 0),
+		spec(n.Questionnaires, "compact", 0),
 	}
 }

@@ -9,6 +9,7 @@
 //	    sites: [SITE-001, SITE-002]
 //	    instruments: [PRO-CTCAE, PHQ-9, VITALS]   # default: every built-in instrument
 //	    enrollment: required                       # or first-report (the default)
+//	    fhir_subject_system: https://onc301.example.org/subject-id  # FHIR subject.identifier system of its subject ids
 //	instruments:                                  # the study's own instruments, beside the built-in ones
 //	  - code: ONC-DIARY
 //	    items:
@@ -62,6 +63,10 @@ type Study struct {
 	Sites       []string `yaml:"sites" json:"sites"`
 	Instruments []string `yaml:"instruments,omitempty" json:"instruments,omitempty"`
 	Enrollment  string   `yaml:"enrollment,omitempty" json:"enrollment,omitempty"`
+	// FHIRSubjectSystem is the identifier system under which FHIR resources
+	// name the study's subject ids (subject.identifier), for systems that
+	// send no Patient reference.
+	FHIRSubjectSystem string `yaml:"fhir_subject_system,omitempty" json:"fhir_subject_system,omitempty"`
 }
 
 // Catalogue is read-only after Load and safe for concurrent use.
@@ -93,8 +98,17 @@ func (c *Catalogue) mapFHIR(qs []fhir.Questionnaire) error {
 	if err != nil {
 		return fmt.Errorf("catalog: questionnaires: %w", err)
 	}
-	c.fhir = &fhir.Mapper{Library: lib, Uses: c.Uses}
+	c.fhir = &fhir.Mapper{Library: lib, Uses: c.Uses, SubjectSystem: c.subjectSystem}
 	return nil
+}
+
+func (c *Catalogue) subjectSystem(system string) (string, bool) {
+	for _, s := range c.studies {
+		if s.FHIRSubjectSystem == system {
+			return s.ID, true
+		}
+	}
+	return "", false
 }
 
 // FHIR maps FHIR resources through the catalogue's forms.
@@ -158,6 +172,11 @@ func parse(b []byte, dir string) (*Catalogue, error) {
 				continue
 			}
 			s.Instruments[j] = d.Code
+		}
+		for _, o := range doc.Studies[:i] {
+			if s.FHIRSubjectSystem != "" && o.FHIRSubjectSystem == s.FHIRSubjectSystem {
+				errs = append(errs, fmt.Errorf("studies[%d].fhir_subject_system: %s is also study %s's", i, s.FHIRSubjectSystem, o.ID))
+			}
 		}
 		switch s.Enrollment {
 		case "":

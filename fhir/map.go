@@ -42,6 +42,30 @@ type Placer func(subject string, claimed Placement) Placement
 type Mapper struct {
 	Library *Library
 	Uses    func(study, instrument string) bool
+	// SubjectSystem names the study whose subject ids an identifier system
+	// holds (the catalogue's fhir_subject_system); nil: none.
+	SubjectSystem func(system string) (study string, ok bool)
+}
+
+// subject finds the subject id: the reference's, else an identifier's
+// value when its system is unset or one a study names for its subject ids.
+// study is that study ("" when the system says none); reason says why
+// there is no subject.
+func (mp *Mapper) subject(refID, system, value string) (id, study, reason string) {
+	switch {
+	case refID != "":
+		return refID, "", ""
+	case value == "":
+		return "", "", ""
+	case system == "":
+		return value, "", ""
+	}
+	if mp.SubjectSystem != nil {
+		if st, ok := mp.SubjectSystem(system); ok {
+			return value, st, ""
+		}
+	}
+	return "", "", fmt.Sprintf("identifier system %s is not one a study names for its subject ids (fhir_subject_system in the catalogue); send subject.reference", codecs.QuoteID(system))
 }
 
 // Mapped is one resource mapped onto a submission.
@@ -176,9 +200,11 @@ func (mp *Mapper) response(b []byte, place Placer) (*Mapped, error) {
 	s := &m.Submission
 	s.Source, s.Format = "fhir", codecs.FormatFHIR
 	s.MessageID = firstOf(r.Identifier, r.ID, contentID(b))
-	s.SubjectID = firstOf(r.Subject.ID, r.Subject.IdentifierValue)
+	var sysStudy, why string
+	s.SubjectID, sysStudy, why = mp.subject(r.Subject.ID, r.Subject.IdentifierSystem, r.Subject.IdentifierValue)
 	p := place(s.SubjectID, Placement{StudyID: r.StudyID, SiteID: r.SiteID})
 	s.StudyID, s.SiteID = p.StudyID, p.SiteID
+	errs = append(errs, subjectProblems(rt, why, sysStudy, p.StudyID)...)
 	at, reason := dateTime(r.Authored)
 	if reason != "" {
 		errs = append(errs, codecs.FieldError{Path: rt + ".authored", Reason: reason})
@@ -241,6 +267,18 @@ func (mp *Mapper) response(b []byte, place Placer) (*Mapped, error) {
 
 // uses filters by the study's instruments once the subject is placed; an
 // unplaced subject is the caller's to refuse.
+// subjectProblems is why the subject cannot be mapped: an unknown
+// identifier system, or one of a study the subject is not enrolled in.
+func subjectProblems(rt, why, sysStudy, placed string) codecs.FieldErrors {
+	switch {
+	case why != "":
+		return codecs.FieldErrors{{Path: rt + ".subject.identifier", Reason: why}}
+	case sysStudy != "" && placed != "" && placed != sysStudy:
+		return codecs.FieldErrors{{Path: rt + ".subject.identifier", Reason: "names a subject of another study's identifier system"}}
+	}
+	return nil
+}
+
 func (mp *Mapper) uses(study, instrument string) bool {
 	return mp.Uses == nil || study == "" || mp.Uses(study, instrument)
 }

@@ -234,3 +234,29 @@ func mustTime(s string) time.Time {
 	}
 	return t
 }
+
+func TestSubjectsByAStudysIdentifierSystem(t *testing.T) {
+	mp := testMapper(t)
+	mp.SubjectSystem = func(system string) (string, bool) {
+		return "ONC-301", system == "https://onc301.example.org/subject-id"
+	}
+	body := func(system string) []byte {
+		return []byte(strings.Replace(string(fixture(t, "observation-heart-rate.json")), `"reference": "Patient/example"`,
+			`"identifier": {"system": "`+system+`", "value": "ONC-301-001-0042"}`, 1))
+	}
+	if b := body("x"); string(b) == string(fixture(t, "observation-heart-rate.json")) {
+		t.Fatal("the reference was not replaced")
+	}
+	m, err := mp.Map(body("https://onc301.example.org/subject-id"), enrolled)
+	if err != nil || m.Submission.SubjectID != "ONC-301-001-0042" {
+		t.Fatalf("Map = %+v, %v", m, err)
+	}
+	_, err = mp.Map(body("urn:oid:1.2.36.146.595.217.0.1"), enrolled)
+	if err == nil || !strings.Contains(err.Error(), "is not one a study names for its subject ids") {
+		t.Errorf("an MRN system mapped: %v", err)
+	}
+	other := func(string, Placement) Placement { return Placement{StudyID: "CAR-200", SiteID: "SITE-001"} }
+	if _, err := mp.Map(body("https://onc301.example.org/subject-id"), other); err == nil || !strings.Contains(err.Error(), "another study's identifier system") {
+		t.Errorf("a subject of ONC-301's system placed in CAR-200 mapped: %v", err)
+	}
+}

@@ -133,7 +133,8 @@ func (mp *Mapper) observation(b []byte, place Placer) (*Mapped, error) {
 	s := &m.Submission
 	s.Source, s.Format = "fhir", codecs.FormatFHIR
 	s.MessageID = firstOf(identifier, id, contentID(b))
-	s.SubjectID = firstOf(codecs.ReferenceID(subj.Reference), subj.Identifier.Value)
+	var sysStudy, why string
+	s.SubjectID, sysStudy, why = mp.subject(codecs.ReferenceID(subj.Reference), subj.Identifier.System, subj.Identifier.Value)
 	claimed := Placement{}
 	for _, e := range exts {
 		if e.ValueString == nil {
@@ -148,6 +149,7 @@ func (mp *Mapper) observation(b []byte, place Placer) (*Mapped, error) {
 	}
 	p := place(s.SubjectID, claimed)
 	s.StudyID, s.SiteID = p.StudyID, p.SiteID
+	r.errs = append(r.errs, subjectProblems(rt, why, sysStudy, p.StudyID)...)
 	when, path := firstOf(effDT, effInstant, eff.Start, eff.End), rt+".effectiveDateTime"
 	switch {
 	case effInstant != "":

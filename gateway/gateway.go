@@ -167,7 +167,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Questionnaires != nil {
 		g.added = &questionnaires{view: deps.Questionnaires, set: cfg.Catalogue.Instruments(),
 			own: map[string]codecs.QuestionnaireRecord{}, compiled: map[string]compiledForm{}}
-		g.fhir = &fhir.Mapper{Library: g.fhir.Library.WithAdded(g.added), Uses: g.fhir.Uses}
+		g.fhir = &fhir.Mapper{Library: g.fhir.Library.WithAdded(g.added), Uses: g.fhir.Uses, SubjectSystem: g.fhir.SubjectSystem}
 	}
 	return g, nil
 }

@@ -136,6 +136,9 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 	if err := demo.Queryable(ctx, a.stdout, conn, a.cfg.ClickHouseDatabase, sentAt); err != nil {
 		return err
 	}
+	if err := demo.FromFHIR(ctx, a.stdout, conn, a.cfg.ClickHouseDatabase); err != nil {
+		return err
+	}
 	if err := demo.Analyst(ctx, a.stdout, conn, a.cfg.ClickHouseDatabase, lf.gen.Days); err != nil {
 		return err
 	}

@@ -216,6 +216,39 @@ func Queryable(ctx context.Context, w io.Writer, conn driver.Conn, database stri
 	return err
 }
 
+// FromFHIR prints what the reports that came as FHIR became: how many are
+// stored with format fhir, and the distinct alerts they raised per rule.
+func FromFHIR(ctx context.Context, w io.Writer, conn driver.Conn, database string) error {
+	db := "`" + database + "`"
+	var stored uint64
+	if err := conn.QueryRow(ctx, "SELECT uniqExact(study_id, message_id) FROM "+db+".submissions WHERE format = 'fhir'").Scan(&stored); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	rows, err := conn.Query(ctx, "SELECT rule_id, uniqExact(alert_id) FROM "+db+".alerts WHERE (study_id, message_id) IN "+
+		"(SELECT study_id, message_id FROM "+db+".submissions WHERE format = 'fhir') GROUP BY rule_id ORDER BY rule_id")
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer rows.Close()
+	var parts []string
+	var total uint64
+	for rows.Next() {
+		var rule string
+		var n uint64
+		if err := rows.Scan(&rule, &n); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		total += n
+		parts = append(parts, fmt.Sprintf("%s %d", rule, n))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "from FHIR input (LOINC-form QuestionnaireResponses, mapped as the gateway maps them): %d submissions stored, %d distinct alerts (%s)\n",
+		stored, total, strings.Join(parts, ", "))
+	return err
+}
+
 // Analyst prints two of the analysts' queries over a run of days.
 func Analyst(ctx context.Context, w io.Writer, conn driver.Conn, database string, days int) error {
 	to := time.Now().UTC()

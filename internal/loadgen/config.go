@@ -56,8 +56,9 @@ type Config struct {
 	DuplicateRate float64
 	// MalformedRate is the share of records that are malformed.
 	MalformedRate float64
-	// FHIRShare is the share of valid reports sent as FHIR R4
-	// QuestionnaireResponse instead of the native envelope (default 0).
+	// FHIRShare is the share of valid reports generated as FHIR R4
+	// QuestionnaireResponses (LOINC forms, no eprostream extensions) and
+	// sent as their mapping, as the gateway writes it (default 0).
 	FHIRShare float64
 }
 
@@ -188,8 +189,12 @@ type Record struct {
 	// Duplicate is re-sent later, so its Submission keeps the original time.
 	SubmittedAt time.Time
 	// Submission is the decoded envelope (Source and Format "fhir" for a
-	// report sent as FHIR); nil for malformed records.
+	// report sent as FHIR: the mapping of FHIR); nil for malformed records.
 	Submission *codecs.Submission
+	// FHIR is the QuestionnaireResponse a report sent as FHIR was generated
+	// as (Value is its mapped envelope, as the gateway writes it); nil
+	// otherwise.
+	FHIR []byte
 	// Abnormal reports that this Valid record's values, applied once, meet one
 	// of the default clinical rules of docs/architecture.md (severe symptom, worsening
 	// over the mean of the first 3 reports, self-harm or PHQ-9 total, pain ≥ 7

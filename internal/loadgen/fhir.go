@@ -5,39 +5,38 @@ import (
 	"math"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/fhir"
+	"github.com/eprostream/eprostream/instruments"
 )
 
-// FHIR R4 QuestionnaireResponse, as much of it as a report needs.
-const (
-	fhirQuestionnaireBase = "http://eprostream.org/Questionnaire/"
-	fhirStudyExtension    = "https://eprostream.org/fhir/StructureDefinition/study-id"
-	fhirSiteExtension     = "https://eprostream.org/fhir/StructureDefinition/site-id"
-	ucumSystem            = "http://unitsofmeasure.org"
-)
+// FHIR R4 QuestionnaireResponses as patient apps send them: LOINC forms
+// where one exists (linkIds "/44250-9", LOINC answer codes), vital signs
+// without a questionnaire (LOINC linkIds, UCUM quantities), and no
+// eprostream extensions. The generator maps each through package fhir, as
+// the gateway does, and sends the mapped envelope.
+const ucumSystem = "http://unitsofmeasure.org"
+
+// loincAnswers are the LOINC answers of PHQ-9's 0..3.
+var loincAnswers = [...]string{"LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"}
 
 type fhirResponse struct {
-	ResourceType  string          `json:"resourceType"`
-	ID            string          `json:"id"`
-	Identifier    fhirIdentifier  `json:"identifier"`
-	Questionnaire string          `json:"questionnaire"`
-	Status        string          `json:"status"`
-	Subject       fhirReference   `json:"subject"`
-	Authored      string          `json:"authored"`
-	Extension     []fhirExtension `json:"extension"`
-	Item          []fhirItem      `json:"item"`
+	ResourceType  string         `json:"resourceType"`
+	ID            string         `json:"id"`
+	Identifier    fhirIdentifier `json:"identifier"`
+	Questionnaire string         `json:"questionnaire,omitempty"`
+	Status        string         `json:"status"`
+	Subject       fhirReference  `json:"subject"`
+	Authored      string         `json:"authored"`
+	Item          []fhirItem     `json:"item"`
 }
 
 type fhirIdentifier struct {
-	Value string `json:"value"`
+	System string `json:"system"`
+	Value  string `json:"value"`
 }
 
 type fhirReference struct {
 	Reference string `json:"reference"`
-}
-
-type fhirExtension struct {
-	URL         string `json:"url"`
-	ValueString string `json:"valueString"`
 }
 
 type fhirItem struct {
@@ -52,10 +51,9 @@ type fhirAnswer struct {
 	ValueBoolean  *bool         `json:"valueBoolean,omitempty"`
 	ValueString   *string       `json:"valueString,omitempty"`
 	ValueQuantity *fhirQuantity `json:"valueQuantity,omitempty"`
+	ValueCoding   *fhirCoding   `json:"valueCoding,omitempty"`
 }
 
-// fhirQuantity carries the UCUM code both as code and as unit, so a reader
-// that takes either gets the native envelope's unit.
 type fhirQuantity struct {
 	Value  float64 `json:"value"`
 	Unit   string  `json:"unit"`
@@ -63,30 +61,83 @@ type fhirQuantity struct {
 	Code   string  `json:"code"`
 }
 
-// marshalFHIR renders an envelope as a QuestionnaireResponse.
-func marshalFHIR(sub *codecs.Submission) []byte {
-	qr := fhirResponse{
-		ResourceType:  "QuestionnaireResponse",
-		ID:            sub.MessageID,
-		Identifier:    fhirIdentifier{Value: sub.MessageID},
-		Questionnaire: fhirQuestionnaireBase + sub.Instrument + "|" + sub.InstrumentVersion,
-		Status:        "completed",
-		Subject:       fhirReference{Reference: "Patient/" + sub.SubjectID},
-		Authored:      sub.SubmittedAt,
-		Extension: []fhirExtension{
-			{URL: fhirStudyExtension, ValueString: sub.StudyID},
-			{URL: fhirSiteExtension, ValueString: sub.SiteID},
-		},
-		Item: make([]fhirItem, len(sub.Items)),
+type fhirCoding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
+}
+
+// fhirForms knows each built-in item's LOINC code and maps responses.
+type fhirForms struct {
+	loinc  map[string]string // item code → LOINC
+	panel  map[string]string // instrument → LOINC panel
+	mapper *fhir.Mapper
+}
+
+func newFHIRForms() *fhirForms {
+	set := instruments.Builtin()
+	lib, err := fhir.NewLibrary(set)
+	if err != nil {
+		panic(err) // the built-in forms are checked by package fhir's tests
+	}
+	f := &fhirForms{loinc: map[string]string{}, panel: map[string]string{}, mapper: &fhir.Mapper{Library: lib}}
+	for _, code := range set.Codes() {
+		d, _ := set.Lookup(code)
+		for _, c := range d.Codings {
+			if c.System == instruments.LOINC {
+				f.panel[d.Code] = c.Code
+			}
+		}
+		for _, it := range d.Items {
+			if len(it.Codings) > 0 && it.Codings[0].System == instruments.LOINC {
+				f.loinc[it.Code] = it.Codings[0].Code
+			}
+		}
+	}
+	return f
+}
+
+// response renders a report as a QuestionnaireResponse: PHQ-9 and the
+// pain NRS as LOINC forms, VITALS without a questionnaire, the rest by
+// eprostream's built-in forms.
+func (f *fhirForms) response(sub *codecs.Submission) []byte {
+	qr := fhirResponse{ResourceType: "QuestionnaireResponse", ID: sub.MessageID, Status: "completed",
+		Identifier: fhirIdentifier{System: "urn:eprostream:loadgen", Value: sub.MessageID},
+		Subject:    fhirReference{Reference: "Patient/" + sub.SubjectID}, Authored: sub.SubmittedAt,
+		Item: make([]fhirItem, len(sub.Items))}
+	panel, loinc := f.panel[sub.Instrument], sub.Instrument != instruments.Vitals && f.panel[sub.Instrument] != ""
+	switch {
+	case sub.Instrument == instruments.Vitals:
+	case loinc:
+		qr.Questionnaire = fhir.LOINCBase + panel
+	default:
+		qr.Questionnaire = fhir.BuiltinBase + sub.Instrument
 	}
 	for i, it := range sub.Items {
-		qr.Item[i] = fhirItem{LinkID: it.Code, Answer: []fhirAnswer{fhirValue(it)}}
+		link := it.Code
+		switch code := f.loinc[it.Code]; {
+		case sub.Instrument == instruments.Vitals && code != "":
+			link = code
+		case loinc && code != "":
+			link = "/" + code
+		}
+		qr.Item[i] = fhirItem{LinkID: link, Answer: []fhirAnswer{fhirValue(it, sub.Instrument == instruments.PHQ9)}}
 	}
 	b, _ := json.Marshal(qr) // cannot fail: finite numbers, valid strings
 	return b
 }
 
-func fhirValue(it codecs.Item) fhirAnswer {
+// mapped is the envelope the gateway would write for resource.
+func (f *fhirForms) mapped(resource []byte, sub *codecs.Submission) (codecs.Submission, error) {
+	m, err := f.mapper.Map(resource, func(string, fhir.Placement) fhir.Placement {
+		return fhir.Placement{StudyID: sub.StudyID, SiteID: sub.SiteID}
+	})
+	if err != nil {
+		return codecs.Submission{}, err
+	}
+	return m.Submission, nil
+}
+
+func fhirValue(it codecs.Item, coded bool) fhirAnswer {
 	v := it.Value
 	switch {
 	case v.Kind == codecs.KindText:
@@ -95,6 +146,8 @@ func fhirValue(it codecs.Item) fhirAnswer {
 		return fhirAnswer{ValueBoolean: &v.Bool}
 	case it.Unit != "":
 		return fhirAnswer{ValueQuantity: &fhirQuantity{Value: v.Num, Unit: it.Unit, System: ucumSystem, Code: it.Unit}}
+	case coded && v.Num >= 0 && int(v.Num) < len(loincAnswers) && v.Num == math.Trunc(v.Num):
+		return fhirAnswer{ValueCoding: &fhirCoding{System: instruments.LOINC, Code: loincAnswers[int(v.Num)]}}
 	case v.Num == math.Trunc(v.Num) && math.Abs(v.Num) < 1<<53:
 		n := int64(v.Num)
 		return fhirAnswer{ValueInteger: &n}

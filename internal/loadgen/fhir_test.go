@@ -2,58 +2,67 @@ package loadgen
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/eprostream/eprostream/codecs"
 )
 
 func TestFHIRShape(t *testing.T) {
 	cfg := Config{Seed: 5, Studies: 1, SitesPerStudy: 2, SubjectsPerSite: 10, Days: 14, FHIRShare: 1,
 		DuplicateRate: -1, MalformedRate: -1}
 	recs, _ := drain(t, cfg)
-	answers := map[string]int{}
+	answers, forms := map[string]int{}, map[string]int{}
 	for i, r := range recs {
 		var qr struct {
 			ResourceType, ID, Questionnaire, Status, Authored string
 			Identifier                                        struct{ Value string }
 			Subject                                           struct{ Reference string }
-			Extension                                         []struct{ URL, ValueString string }
+			Extension                                         []json.RawMessage
 			Item                                              []struct {
 				LinkID string                       `json:"linkId"`
 				Answer []map[string]json.RawMessage `json:"answer"`
 			}
 		}
-		if err := json.Unmarshal(r.Value, &qr); err != nil {
+		if err := json.Unmarshal(r.FHIR, &qr); err != nil {
 			t.Fatalf("record %d: %v", i, err)
 		}
 		s := r.Submission
-		if qr.ResourceType != "QuestionnaireResponse" || qr.ID != r.MessageID || qr.Identifier.Value != r.MessageID ||
-			qr.Questionnaire != "http://eprostream.org/Questionnaire/"+s.Instrument+"|1.0" || qr.Status != "completed" ||
-			qr.Subject.Reference != "Patient/"+r.Key || qr.Authored != s.SubmittedAt || s.Source != "fhir" ||
-			len(qr.Extension) != 2 || qr.Extension[0].URL != fhirStudyExtension || qr.Extension[0].ValueString != s.StudyID ||
-			qr.Extension[1].URL != fhirSiteExtension || qr.Extension[1].ValueString != s.SiteID || len(qr.Item) != len(s.Items) {
-			t.Fatalf("record %d is not the QuestionnaireResponse of its envelope:\n%s", i, r.Value)
+		if qr.ResourceType != "QuestionnaireResponse" || qr.Identifier.Value != r.MessageID || qr.Status != "completed" ||
+			qr.Subject.Reference != "Patient/"+r.Key || qr.Authored != s.SubmittedAt || len(qr.Extension) != 0 || len(qr.Item) != len(s.Items) {
+			t.Fatalf("record %d is not a QuestionnaireResponse of its report, in the shape apps send:\n%s", i, r.FHIR)
 		}
+		forms[s.Instrument+" "+qr.Questionnaire]++
 		for k, it := range qr.Item {
-			if it.LinkID != s.Items[k].Code || len(it.Answer) != 1 || len(it.Answer[0]) != 1 {
-				t.Fatalf("record %d item %d: %+v", i, k, it)
-			}
-			for key, raw := range it.Answer[0] {
-				answers[key]++
-				if key == "valueQuantity" {
-					var q struct {
-						Value              float64
-						Unit, System, Code string
-					}
-					_ = json.Unmarshal(raw, &q)
-					if q.System != ucumSystem || q.Code != s.Items[k].Unit || q.Value != s.Items[k].Value.Num {
-						t.Fatalf("record %d item %d: quantity %s", i, k, raw)
-					}
+			switch s.Instrument {
+			case "PHQ-9", "NRS-PAIN":
+				if !strings.HasPrefix(it.LinkID, "/") || !strings.Contains(it.LinkID, "-") {
+					t.Fatalf("record %d item %d: linkId %q is not a LOINC form's", i, k, it.LinkID)
 				}
 			}
+			for key := range it.Answer[0] {
+				answers[key]++
+			}
+		}
+		// What is sent is the mapping, as the gateway writes it.
+		var sent codecs.Submission
+		if err := json.Unmarshal(r.Value, &sent); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if sent.Origin() != codecs.FormatFHIR || sent.MessageID != r.MessageID || sent.StudyID == "" || sent.SiteID == "" ||
+			len(sent.Items) != len(qr.Item) || sent.Items[0].Code != s.Items[0].Code {
+			t.Fatalf("record %d: the sent envelope is not the mapping of its resource:\n%s", i, r.Value)
 		}
 	}
-	for _, key := range []string{"valueInteger", "valueQuantity", "valueString"} {
+	for _, key := range []string{"valueCoding", "valueInteger", "valueQuantity", "valueString"} {
 		if answers[key] == 0 {
 			t.Errorf("no %s answer", key)
+		}
+	}
+	for _, want := range []string{"PHQ-9 http://loinc.org/q/44249-1", "NRS-PAIN http://loinc.org/q/72514-3", "VITALS ",
+		"PRO-CTCAE https://eprostream.org/fhir/Questionnaire/PRO-CTCAE"} {
+		if forms[want] == 0 {
+			t.Errorf("no report as %q (got %v)", want, forms)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -40,6 +41,7 @@ type Generator struct {
 	clock                    time.Time // when the last valid record was sent
 	recent                   []Record  // ring of recent valid records
 	recentNext               int
+	forms                    *fhirForms // with a FHIR share
 }
 
 // event is one report due: subject subj sends instr at unix second at.
@@ -68,6 +70,9 @@ func New(cfg Config) (*Generator, error) {
 		recent:    make([]Record, 0, recentSize),
 	}
 	g.clock = time.Unix(g.start, 0).UTC()
+	if cfg.FHIRShare > 0 {
+		g.forms = newFHIRForms()
+	}
 	g.subjects = make([]subject, 0, len(g.sites)*cfg.SubjectsPerSite)
 	for si := range g.sites {
 		for n := 1; n <= cfg.SubjectsPerSite; n++ {
@@ -140,16 +145,21 @@ func (g *Generator) valid() (Record, bool) {
 		Instrument: ev.instr.String(), InstrumentVersion: instrumentVersion,
 		SubmittedAt: at.Format(time.RFC3339), Source: "app", Items: items,
 	}
-	var b []byte
+	var b, resource []byte
 	if g.cfg.FHIRShare > 0 && g.rng.Float64() < g.cfg.FHIRShare {
-		sub.Source, sub.Format = "fhir", codecs.FormatFHIR
-		b = marshalFHIR(sub)
+		resource = g.forms.response(sub)
+		m, err := g.forms.mapped(resource, sub)
+		if err != nil {
+			panic("loadgen: a generated FHIR report does not map: " + err.Error()) // the tests map every kind
+		}
+		*sub = m
+		b, _ = json.Marshal(m) // cannot fail: finite numbers, valid strings
 	} else {
 		sub.Format = codecs.FormatNative
 		b = marshalNative(sub)
 	}
 	rec := Record{Key: s.id, Value: b, MessageID: sub.MessageID, Kind: Valid,
-		SubmittedAt: at, Submission: sub, Abnormal: abnormal}
+		SubmittedAt: at, Submission: sub, Abnormal: abnormal, FHIR: resource}
 	g.remember(rec)
 	g.clock = at
 	return rec, true

@@ -107,7 +107,7 @@ faults: ## kill -9 of each process, Kafka/Redis/ClickHouse outages, leader kill,
 	$(GO) run ./bench/faults $(FAULTSFLAGS)
 
 bench-micro: ## codec, rule and callback micro-benchmarks (no stack needed)
-	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./internal/loadgen
+	$(GO) test -run XXX -bench . -benchmem ./processors/intake ./processors/subject ./rules ./internal/loadgen ./fhir
 
 compose-check: ## validate docker/compose.yml (needs docker compose or docker-compose, not an engine)
 	@if docker compose version >/dev/null 2>&1; then docker compose -f docker/compose.yml config --quiet; \

@@ -1,8 +1,8 @@
 package fhir
 
 import (
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"strings"
 
 	"github.com/eprostream/eprostream/codecs"

@@ -1,9 +1,9 @@
 package fhir
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"sort"
 	"strings"
 

@@ -37,7 +37,7 @@ func (f *loadgenFlags) register(cmd *cobra.Command) {
 	fs.Float64Var(&f.gen.AbnormalShare, "abnormal", loadgen.DefaultAbnormalShare, "share of reports with values that fire a clinical rule")
 	fs.Float64Var(&f.gen.DuplicateRate, "duplicates", loadgen.DefaultDuplicateRate, "share of records re-sent with the same message_id")
 	fs.Float64Var(&f.gen.MalformedRate, "malformed", loadgen.DefaultMalformedRate, "share of malformed records")
-	fs.Float64Var(&f.gen.FHIRShare, "fhir", 0.1, "share of reports generated as FHIR QuestionnaireResponses (LOINC forms) and sent as their mapping")
+	fs.Float64Var(&f.gen.FHIRShare, "fhir", 0.1, "share of reports generated as FHIR (LOINC-form QuestionnaireResponses, vitals as Observations) and sent as their mapping")
 	fs.BoolVar(&f.progress, "progress", stderrIsTerminal(), "show a progress bar on stderr (default: when stderr is a terminal)")
 }
 

@@ -244,7 +244,7 @@ func FromFHIR(ctx context.Context, w io.Writer, conn driver.Conn, database strin
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	_, err = fmt.Fprintf(w, "from FHIR input (LOINC-form QuestionnaireResponses, mapped as the gateway maps them): %d submissions stored, %d distinct alerts (%s)\n",
+	_, err = fmt.Fprintf(w, "from FHIR input (LOINC-form QuestionnaireResponses and vital-sign Observations, mapped as the gateway maps them): %d submissions stored, %d distinct alerts (%s)\n",
 		stored, total, strings.Join(parts, ", "))
 	return err
 }

@@ -57,8 +57,9 @@ type Config struct {
 	// MalformedRate is the share of records that are malformed.
 	MalformedRate float64
 	// FHIRShare is the share of valid reports generated as FHIR R4
-	// QuestionnaireResponses (LOINC forms, no eprostream extensions) and
-	// sent as their mapping, as the gateway writes it (default 0).
+	// (LOINC-form QuestionnaireResponses; vitals as a transaction Bundle of
+	// one Observation per reading, each a record of its own) and sent as
+	// their mapping, as the gateway writes it (default 0).
 	FHIRShare float64
 }
 

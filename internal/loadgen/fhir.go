@@ -9,11 +9,12 @@ import (
 	"github.com/eprostream/eprostream/instruments"
 )
 
-// FHIR R4 QuestionnaireResponses as patient apps send them: LOINC forms
-// where one exists (linkIds "/44250-9", LOINC answer codes), vital signs
-// without a questionnaire (LOINC linkIds, UCUM quantities), and no
-// eprostream extensions. The generator maps each through package fhir, as
-// the gateway does, and sends the mapped envelope.
+// FHIR R4 as patient apps and device hubs send it: QuestionnaireResponses
+// of LOINC forms where one exists (linkIds "/44250-9", LOINC answer codes),
+// vitals as a transaction Bundle of vital-signs Observations (LOINC codes,
+// UCUM quantities), and no eprostream extensions. The generator maps each
+// resource through package fhir, as the gateway does, and sends the mapped
+// envelope.
 const ucumSystem = "http://unitsofmeasure.org"
 
 // loincAnswers are the LOINC answers of PHQ-9's 0..3.
@@ -154,4 +155,58 @@ func fhirValue(it codecs.Item, coded bool) fhirAnswer {
 	default:
 		return fhirAnswer{ValueDecimal: &v.Num}
 	}
+}
+
+type fhirObservation struct {
+	ResourceType      string           `json:"resourceType"`
+	ID                string           `json:"id"`
+	Identifier        []fhirIdentifier `json:"identifier"`
+	Status            string           `json:"status"`
+	Category          []fhirConcept    `json:"category"`
+	Code              fhirConcept      `json:"code"`
+	Subject           fhirReference    `json:"subject"`
+	EffectiveDateTime string           `json:"effectiveDateTime"`
+	ValueQuantity     fhirQuantity     `json:"valueQuantity"`
+}
+
+type fhirConcept struct {
+	Coding []fhirCoding `json:"coding"`
+}
+
+type fhirBundle struct {
+	ResourceType string            `json:"resourceType"`
+	Type         string            `json:"type"`
+	Entry        []fhirBundleEntry `json:"entry"`
+}
+
+type fhirBundleEntry struct {
+	FullURL  string          `json:"fullUrl"`
+	Resource json.RawMessage `json:"resource"`
+	Request  struct {
+		Method string `json:"method"`
+		URL    string `json:"url"`
+	} `json:"request"`
+}
+
+// vitalsBundle renders a vitals report as a device hub sends it: a
+// transaction Bundle of one vital-signs Observation per reading, each with
+// its own identifier (the report's message_id with -1, -2, …).
+func (f *fhirForms) vitalsBundle(sub *codecs.Submission) []byte {
+	b := fhirBundle{ResourceType: "Bundle", Type: "transaction"}
+	for i, it := range sub.Items {
+		id := sub.MessageID + "-" + string(rune('1'+i))
+		obs := fhirObservation{ResourceType: "Observation", ID: id, Status: "final",
+			Identifier: []fhirIdentifier{{System: "urn:eprostream:loadgen", Value: id}},
+			Category: []fhirConcept{{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/observation-category",
+				Code: "vital-signs"}}}},
+			Code:    fhirConcept{Coding: []fhirCoding{{System: instruments.LOINC, Code: f.loinc[it.Code]}}},
+			Subject: fhirReference{Reference: "Patient/" + sub.SubjectID}, EffectiveDateTime: sub.SubmittedAt,
+			ValueQuantity: fhirQuantity{Value: it.Value.Num, Unit: it.Unit, System: ucumSystem, Code: it.Unit}}
+		raw, _ := json.Marshal(obs)
+		e := fhirBundleEntry{FullURL: "urn:eprostream:loadgen:" + id, Resource: raw}
+		e.Request.Method, e.Request.URL = "POST", "Observation"
+		b.Entry = append(b.Entry, e)
+	}
+	out, _ := json.Marshal(b) // cannot fail: finite numbers, valid strings
+	return out
 }

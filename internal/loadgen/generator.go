@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"github.com/eprostream/eprostream/fhir"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -42,6 +43,8 @@ type Generator struct {
 	recent                   []Record  // ring of recent valid records
 	recentNext               int
 	forms                    *fhirForms // with a FHIR share
+	queued                   []Record   // the second Observation of a FHIR vitals report
+	vitalsFlags              [2]bool    // the last vitals report: fever, weight gain
 }
 
 // event is one report due: subject subj sends instr at unix second at.
@@ -49,6 +52,7 @@ type event struct {
 	at    int64
 	subj  int32
 	seq   uint8
+	fhir  bool
 	instr instrument
 }
 
@@ -88,7 +92,7 @@ func New(cfg Config) (*Generator, error) {
 func (g *Generator) count() {
 	for i := range g.subjects {
 		for d := range g.cfg.Days {
-			g.remValid += g.plan(i, d).n
+			g.remValid += g.plan(i, d).records()
 		}
 	}
 	q := 1 - g.cfg.DuplicateRate - g.cfg.MalformedRate
@@ -104,6 +108,12 @@ func (g *Generator) Planned() int { return g.planned }
 // Next returns the next record, or false when the trial is over. Kinds are
 // interleaved at random; valid reports come in time order.
 func (g *Generator) Next() (Record, bool) {
+	if len(g.queued) > 0 { // right after its sibling, at the same time
+		rec := g.queued[0]
+		g.queued = g.queued[1:]
+		g.remValid--
+		return rec, true
+	}
 	for {
 		total := g.remValid + g.remDup + g.remBad
 		if total == 0 {
@@ -145,8 +155,11 @@ func (g *Generator) valid() (Record, bool) {
 		Instrument: ev.instr.String(), InstrumentVersion: instrumentVersion,
 		SubmittedAt: at.Format(time.RFC3339), Source: "app", Items: items,
 	}
+	if ev.fhir && ev.instr == vitals {
+		return g.fhirVitals(s.id, sub, at, abnormal), true
+	}
 	var b, resource []byte
-	if g.cfg.FHIRShare > 0 && g.rng.Float64() < g.cfg.FHIRShare {
+	if ev.fhir {
 		resource = g.forms.response(sub)
 		m, err := g.forms.mapped(resource, sub)
 		if err != nil {
@@ -163,6 +176,31 @@ func (g *Generator) valid() (Record, bool) {
 	g.remember(rec)
 	g.clock = at
 	return rec, true
+}
+
+// fhirVitals sends a vitals report as a device hub does: a transaction
+// Bundle of two Observations (temperature, weight), each mapped onto a
+// submission of its own; the first is returned, the second queued.
+func (g *Generator) fhirVitals(key string, sub *codecs.Submission, at time.Time, abnormal bool) Record {
+	bundle := g.forms.vitalsBundle(sub)
+	_, entries, err := fhir.ReadBundle(bundle, 10)
+	if err != nil {
+		panic("loadgen: a generated Bundle does not read: " + err.Error())
+	}
+	recs := make([]Record, len(entries))
+	for i, e := range entries {
+		m, err := g.forms.mapped(e.Resource, sub)
+		if err != nil {
+			panic("loadgen: a generated Observation does not map: " + err.Error())
+		}
+		b, _ := json.Marshal(m)
+		recs[i] = Record{Key: key, Value: b, MessageID: m.MessageID, Kind: Valid, SubmittedAt: at,
+			Submission: &m, Abnormal: abnormal && g.vitalsFlags[i], FHIR: e.Resource}
+		g.remember(recs[i])
+	}
+	g.clock = at
+	g.queued = append(g.queued, recs[1:]...)
+	return recs[0]
 }
 
 func (g *Generator) remember(rec Record) {
@@ -203,7 +241,7 @@ func (g *Generator) loadDay(day int) {
 	for i := range g.subjects {
 		p := g.plan(i, day)
 		for k := range p.n {
-			g.events = append(g.events, event{at: p.at[k], subj: int32(i), seq: uint8(k), instr: p.instr[k]})
+			g.events = append(g.events, event{at: p.at[k], subj: int32(i), seq: uint8(k), instr: p.instr[k], fhir: p.fhir[k]})
 		}
 	}
 	slices.SortFunc(g.events, func(a, b event) int {

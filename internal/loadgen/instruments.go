@@ -201,8 +201,10 @@ func (g *Generator) vitals(s *subject, at int64) ([]codecs.Item, bool) {
 	} else {
 		kg = round1(kg)
 	}
-	abnormal := c >= 38.0 || s.weightGain(at, kg) >= 2.0
+	fever, gain := c >= 38.0, s.weightGain(at, kg) >= 2.0
+	g.vitalsFlags = [2]bool{fever, gain}
 	s.pushVitals(at, kg)
+	abnormal := fever || gain
 	return []codecs.Item{temp, weight}, abnormal
 }
 

@@ -36,6 +36,7 @@ func (r *splitMix) intn(n int) int { return int(r.next() % uint64(n)) }
 const (
 	keySubject = ^uint64(0)
 	keySite    = ^uint64(1)
+	keyFHIR    = ^uint64(2)
 )
 
 // Shape of the trial.
@@ -80,6 +81,19 @@ type dayPlan struct {
 	n     int
 	instr [maxReports]instrument
 	at    [maxReports]int64 // unix seconds
+	fhir  [maxReports]bool  // sent as FHIR
+}
+
+// records is how many records the plan sends: one per report, two for a
+// FHIR vitals report (a Bundle of two Observations).
+func (p dayPlan) records() int {
+	n := p.n
+	for k := range p.n {
+		if p.fhir[k] && p.instr[k] == vitals {
+			n++
+		}
+	}
+	return n
 }
 
 func newSites(cfg Config) []site {
@@ -163,6 +177,12 @@ func (g *Generator) plan(i, day int) dayPlan {
 	if r.float() < diaryChance {
 		p.instr[p.n] = diary
 		p.n++
+	}
+	if g.cfg.FHIRShare > 0 { // drawn apart, so the rest of the trial is the same with or without FHIR
+		rf := newSplitMix(g.cfg.Seed^keyFHIR, uint64(i), uint64(day))
+		for k := range p.n {
+			p.fhir[k] = rf.float() < g.cfg.FHIRShare
+		}
 	}
 	st := &g.sites[s.site]
 	at := g.start + int64(day)*86400 - st.offset + dayStart + int64(r.intn(sessionSpan))

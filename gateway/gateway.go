@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -45,6 +46,8 @@ type Config struct {
 	// of sharing them with the requests in flight beside it (for comparison).
 	NoCoalesce bool
 	Catalogue  *catalog.Catalogue
+	// TLS, when set, makes Serve answer HTTPS (tlsreload's Config).
+	TLS *tls.Config
 }
 
 // SetDefaults fills in what is unset.
@@ -235,9 +238,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	scheme := "http"
+	if g.cfg.TLS != nil {
+		ln, scheme = tls.NewListener(ln, g.cfg.TLS), "https"
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	g.log.Info("gateway listening", "addr", ln.Addr().String())
+	g.log.Info("gateway listening", "addr", ln.Addr().String(), "scheme", scheme)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: %w", err)

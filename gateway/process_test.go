@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +41,13 @@ func freeAddr(t *testing.T) string {
 // its log (the returned path) is shown if the test failed.
 func startBinary(t *testing.T, f *fixture, env []string, args ...string) string {
 	t.Helper()
+	_, logPath := runBinary(t, f, env, args...)
+	return logPath
+}
+
+// runBinary is startBinary that also returns the process.
+func runBinary(t *testing.T, f *fixture, env []string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), args[0]+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -58,7 +68,7 @@ func startBinary(t *testing.T, f *fixture, env []string, args ...string) string 
 			t.Logf("%s log:\n%s", strings.Join(args, " "), b)
 		}
 	})
-	return logPath
+	return cmd, logPath
 }
 
 // startIngest runs `eprostream ingest` on addr with env.
@@ -224,5 +234,67 @@ func TestServeHasOneAdminEndpointForBoth(t *testing.T) {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+}
+
+// TestIngestServesHTTPSAndReloadsItsCertificate runs `eprostream ingest`
+// with a certificate pair: it answers HTTPS, takes a new pair on SIGHUP
+// without a restart, and refuses to start with a pair that does not load,
+// naming the file.
+func TestIngestServesHTTPSAndReloadsItsCertificate(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	at := time.Now().Add(-time.Minute)
+	trust := x509.NewCertPool()
+	trust.AddCert(testenv.CertificatePair(t, dir, 1, at))
+	addr := freeAddr(t)
+	cmd, _ := runBinary(t, f, []string{"EPRO_ENV=tls-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36), "ADMIN_ADDR=",
+		"TLS_CERT_FILE=" + filepath.Join(dir, "tls.crt"), "TLS_KEY_FILE=" + filepath.Join(dir, "tls.key")}, "ingest", "--listen", addr)
+	serial := func() (int64, error) {
+		cl := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trust}}}
+		resp, err := cl.Get("https://" + addr + "/fhir/metadata")
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	var got int64
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got, err = serial(); err == nil {
+			break
+		}
+	}
+	if got != 1 {
+		t.Fatalf("HTTPS: serial %d (%v), want 1", got, err)
+	}
+	if resp, err := http.Get("http://" + addr + "/fhir/metadata"); err == nil && resp.StatusCode == http.StatusOK {
+		_ = resp.Body.Close()
+		t.Error("plain HTTP was answered on the HTTPS port")
+	}
+
+	trust.AddCert(testenv.CertificatePair(t, dir, 2, at)) // the same file times: only SIGHUP tells
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got, err = serial(); got == 2 {
+			break
+		}
+	}
+	if got != 2 {
+		t.Fatalf("after SIGHUP: serial %d (%v), want 2", got, err)
+	}
+
+	bad := filepath.Join(t.TempDir(), "broken.crt")
+	testenv.WriteFile(t, bad, []byte("not a certificate"), at)
+	out, err := exec.Command(testenv.Binary(t), "ingest", "--listen", freeAddr(t), "--tls-cert", bad, "--tls-key", filepath.Join(dir, "tls.key")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "broken.crt") {
+		t.Errorf("ingest with a broken certificate: %v, output does not name the file:\n%s", err, out)
 	}
 }

@@ -2,6 +2,7 @@ package views
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
@@ -43,6 +44,8 @@ type ServerConfig struct {
 	// RecheckEvery is how often an open alert stream checks its key again;
 	// default 1 s.
 	RecheckEvery time.Duration
+	// TLS, when set, makes Serve answer HTTPS (tlsreload's Config).
+	TLS *tls.Config
 }
 
 // ServerDeps are a Server's collaborators.
@@ -143,8 +146,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	scheme := "http"
+	if s.cfg.TLS != nil {
+		ln, scheme = tls.NewListener(ln, s.cfg.TLS), "https"
+	}
 	g.Go(func() error {
-		s.log.Info("views listening", "addr", ln.Addr().String())
+		s.log.Info("views listening", "addr", ln.Addr().String(), "scheme", scheme)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("views: %w", err)
 		}

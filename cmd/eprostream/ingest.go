@@ -75,6 +75,13 @@ func newIngest(a *app, f *ingestFlags, reg *prometheus.Registry) (func(context.C
 		return nil, nil, err
 	}
 	f.gw.Catalogue, f.gw.TopicPrefix = cat, a.cfg.TopicPrefix
+	cert, err := loadTLS(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cert != nil {
+		f.gw.TLS = cert.Config()
+	}
 	rdb := connect.RedisFailFast(a.cfg)
 	prefix := a.cfg.RedisPrefix()
 	deps := gateway.Deps{Keys: apikeys.NewStore(rdb, prefix), Locks: fencedlock.New(rdb, prefix), Log: a.log, Registry: reg}
@@ -163,6 +170,9 @@ func newIngest(a *app, f *ingestFlags, reg *prometheus.Registry) (func(context.C
 		g.Go(func() error { return roster.Run(gctx) })
 		g.Go(func() error { return alerts.Run(gctx) })
 		g.Go(func() error { return qs.Run(gctx) })
+		if cert != nil {
+			g.Go(func() error { cert.ReloadOnSIGHUP(gctx); return nil })
+		}
 		g.Go(func() error {
 			// Until the roster has caught up, registry-dependent requests
 			// answer 503 and /readyz says not ready.

@@ -18,6 +18,7 @@ import (
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/keyview"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
+	"github.com/eprostream/eprostream/internal/tlsreload"
 )
 
 // app is what every subcommand shares: the validated configuration and the logger.
@@ -76,6 +77,15 @@ func runAdmin(ctx context.Context, a *app, reg *prometheus.Registry, checks []co
 // newRoster returns the study registry's roster in a local folder of its
 // own (a goka view, rebuilt from epro-enrolments at every start); the
 // caller removes the folder when done.
+// loadTLS loads the HTTPS certificate pair the configuration names, or
+// nil when it names none.
+func loadTLS(a *app) (*tlsreload.Certificate, error) {
+	if a.cfg.TLSCertFile == "" {
+		return nil, nil
+	}
+	return tlsreload.Load(a.cfg.TLSCertFile, a.cfg.TLSKeyFile, a.log)
+}
+
 // newAlertIndex returns a local copy of epro-alert-index in a fresh
 // temporary directory (removed by the caller).
 func newAlertIndex(a *app) (*keyview.View[codecs.AlertOwner], string, error) {

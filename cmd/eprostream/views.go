@@ -79,7 +79,15 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := views.NewServer(views.ServerConfig{Addr: f.listen}, views.ServerDeps{Subjects: subjects,
+	cert, err := loadTLS(a)
+	if err != nil {
+		return err
+	}
+	vcfg := views.ServerConfig{Addr: f.listen}
+	if cert != nil {
+		vcfg.TLS = cert.Config()
+	}
+	srv, err := views.NewServer(vcfg, views.ServerDeps{Subjects: subjects,
 		Hub: hub, Client: client, Keys: keys, Log: a.log})
 	if err != nil {
 		return err
@@ -88,6 +96,9 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	srv.Handle(views.Webhooks{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Log: a.log}.Register)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
+	if cert != nil {
+		g.Go(func() error { cert.ReloadOnSIGHUP(ctx); return nil })
+	}
 	health := &supervise.Health{}
 	if f.webhooks {
 		restarts, err := supervise.NewRestarts(reg)

@@ -51,6 +51,11 @@ type Config struct {
 	// enrolment policy); every process reads the same file. Empty: every
 	// study and site, the built-in instruments, first-report enrolment.
 	StudiesFile string
+	// TLSCertFile and TLSKeyFile, both or neither, make the ingest API and
+	// the views serve HTTPS; the pair is reloaded when the files change or
+	// on SIGHUP. The admin endpoint stays plain HTTP (operators' port).
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // Default returns the configuration for the local stack that `make up` starts.
@@ -99,6 +104,8 @@ func (c *Config) vars() []envVar {
 		{"LOG_LEVEL", "log-level", "debug, info, warn or error", &c.LogLevel, false},
 		{"LOG_FORMAT", "log-format", "text or json", &c.LogFormat, false},
 		{"DIAL_TIMEOUT", "dial-timeout", "timeout of each connection attempt", &c.DialTimeout, false},
+		{"TLS_CERT_FILE", "tls-cert", "PEM certificate (chain) of the ingest API and the views: HTTPS, reloaded on change or SIGHUP", &c.TLSCertFile, false},
+		{"TLS_KEY_FILE", "tls-key", "PEM private key of --tls-cert", &c.TLSKeyFile, false},
 		{"STUDIES_FILE", "studies-file", "study catalogue (YAML): studies, sites, instruments, enrolment policy; the same file for every process; empty accepts every study", &c.StudiesFile, false},
 	}
 }
@@ -242,6 +249,9 @@ func (c Config) Validate() error {
 	}
 	if !dbName.MatchString(c.ClickHouseDatabase) {
 		bad("CLICKHOUSE_DATABASE", "%q must start with a letter or '_' and hold only letters, digits and '_'", c.ClickHouseDatabase)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("TLS_CERT_FILE", "%s", "and TLS_KEY_FILE go together: set both (--tls-cert, --tls-key) or neither")
 	}
 	if c.AdminAddr != "" {
 		if err := hostPort(c.AdminAddr); err != nil {

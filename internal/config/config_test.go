@@ -79,6 +79,7 @@ func TestValidate(t *testing.T) {
 		{"prefix with slash", func(c *Config) { c.TopicPrefix = "a/b" }, "TOPIC_PREFIX"},
 		{"zero partitions", func(c *Config) { c.Partitions = 0 }, "TOPIC_PARTITIONS: 0 is outside"},
 		{"zero replication", func(c *Config) { c.ReplicationFactor = 0 }, "TOPIC_REPLICATION"},
+		{"a certificate without its key", func(c *Config) { c.TLSCertFile = "tls.crt" }, "TLS_CERT_FILE: and TLS_KEY_FILE go together"},
 		{"bad database", func(c *Config) { c.ClickHouseDatabase = "x-y" }, "CLICKHOUSE_DATABASE"},
 		{"bad level", func(c *Config) { c.LogLevel = "loud" }, `LOG_LEVEL: "loud"`},
 		{"bad format", func(c *Config) { c.LogFormat = "xml" }, "LOG_FORMAT"},

@@ -306,11 +306,17 @@ func TestWarehouseStoresARecreatedTopicsRows(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer client.Close()
-		ids, err := topics.IDs(client, s.names.Clean)
-		if err != nil {
-			t.Fatal(err)
+		// A topic just created may not be in every broker's metadata yet.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			ids, err := topics.IDs(client, s.names.Clean)
+			if err == nil {
+				return ids[s.names.Clean]
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			_ = client.RefreshMetadata(s.names.Clean)
 		}
-		return ids[s.names.Clean]
 	}
 	oldID := topicID()
 	send("old-0", "old-1", "old-2", "old-3", "old-4") // offsets 0..4
@@ -318,7 +324,7 @@ func TestWarehouseStoresARecreatedTopicsRows(t *testing.T) {
 	waitCount(t, s, p, "SELECT count() FROM {db}.submissions", 5)
 	p.stop(t)
 	if n := s.count("SELECT count() FROM {db}.submissions WHERE kafka_topic_id = ?", oldID); n != 5 {
-		t.Fatalf("%d rows carry the topic's ID %s, want 5", n, oldID)
+		t.Fatalf("%d rows carry the topic's ID %s, want 5; log:\n%s", n, oldID, tail(p.log))
 	}
 
 	admin, err := connect.KafkaAdmin(s.cfg, "warehouse-test")

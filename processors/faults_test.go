@@ -64,8 +64,12 @@ func TestFaultClickHouseDownForThirtySeconds(t *testing.T) {
 	admin := freePort(t)
 	in := s.start("intake", "--group", "intake", "--state-dir", t.TempDir())
 	sub := s.start("subject", "--group", "subject", "--schedule-interval", "0", "--state-dir", t.TempDir())
+	// Batches as large as the bound: a lane that fills its batch inserts
+	// it at once, and while ClickHouse is down that insert holds its
+	// partition, so smaller batches could stop the buffer short of the
+	// bound, depending on how the rows spread over the partitions.
 	wh := s.startWithEnv("warehouse", []string{"ADMIN_ADDR=" + admin},
-		"--group", "warehouse", "--batch-rows", "5000", "--max-buffered", strconv.Itoa(bound), "--state-dir", t.TempDir())
+		"--group", "warehouse", "--batch-rows", strconv.Itoa(bound), "--max-buffered", strconv.Itoa(bound), "--state-dir", t.TempDir())
 	produced := make(chan struct{})
 	go func() { s.produce(records); close(produced) }()
 	time.Sleep(2 * time.Second)

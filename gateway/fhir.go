@@ -71,7 +71,11 @@ func (g *Gateway) decodeFHIR(k apikeys.Key, body []byte, pending map[string]code
 // refusals) are rewritten on their way out.
 func fhirAPI(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&outcomeWriter{ResponseWriter: w}, r)
+		ow := &outcomeWriter{ResponseWriter: w}
+		next.ServeHTTP(ow, r)
+		if ow.status > 0 { // an error body that is not a Problem: answered as its text
+			writeFHIR(w, ow.status, fhir.Outcome(ow.status, strings.TrimSpace(ow.buf.String()), nil))
+		}
 	})
 }
 

@@ -78,6 +78,9 @@ type Mapped struct {
 	items      []string // the expression of each item's answer
 }
 
+// Location is where the stored resource is named: Type/id/_history/1.
+func (m *Mapped) Location() string { return m.Type + "/" + m.ID + "/_history/1" }
+
 // Expression turns a path of the submission (items[3].value, submitted_at)
 // into the FHIRPath of the resource's element it came from.
 func (m *Mapped) Expression(path string) string {
@@ -283,13 +286,9 @@ func (mp *Mapper) uses(study, instrument string) bool {
 	return mp.Uses == nil || study == "" || mp.Uses(study, instrument)
 }
 
-// FHIRResourceExtension names the resource type a mapped submission came
-// from, in its envelope; intake records such submissions as format fhir.
-const FHIRResourceExtension = codecs.FHIRResourceExtension
-
 func extra(rt, status string) map[string]json.RawMessage {
 	x := codecs.FHIRStatusExtra(status)
-	x[FHIRResourceExtension], _ = json.Marshal(rt)
+	x[codecs.FHIRResourceExtension], _ = json.Marshal(rt)
 	return x
 }
 

@@ -16,16 +16,10 @@ type OperationOutcome struct {
 
 // Issue is one problem of an OperationOutcome.
 type Issue struct {
-	Severity    string     `json:"severity"` // fatal | error | warning | information
-	Code        string     `json:"code"`     // the IssueType value set
-	Details     *IssueText `json:"details,omitempty"`
-	Diagnostics string     `json:"diagnostics,omitempty"`
-	Expression  []string   `json:"expression,omitempty"`
-}
-
-// IssueText is a CodeableConcept with only its text.
-type IssueText struct {
-	Text string `json:"text"`
+	Severity    string   `json:"severity"` // fatal | error | warning | information
+	Code        string   `json:"code"`     // the IssueType value set
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
 }
 
 // Problem is one failed field: the FHIRPath of the element and why.

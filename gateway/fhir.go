@@ -165,23 +165,7 @@ func (g *Gateway) postFHIRResource(rt string) http.HandlerFunc {
 			g.created(w, r, http.StatusOK, body, d.fhir)
 			return
 		}
-		if d.enrol != nil {
-			ref, err := g.enrolFirstReport(r.Context(), *d.enrol)
-			if ref != nil || err != nil {
-				g.abandon(r, c)
-			}
-			switch {
-			case err != nil:
-				g.unavailable(w, err)
-				return
-			case ref != nil:
-				g.refuse(w, ref)
-				return
-			}
-		}
-		if errs := g.produce(r.Context(), []record{{key: s.SubjectID, value: d.value}}); errs[0] != nil {
-			g.abandon(r, c)
-			g.unavailable(w, errs[0])
+		if !g.sendOne(w, r, c, d) {
 			return
 		}
 		g.completeAccepted(r, c, s.MessageID)
@@ -219,22 +203,25 @@ func (g *Gateway) claimFailed(w http.ResponseWriter, r *http.Request, err error)
 	}
 }
 
-func (g *Gateway) completeAccepted(r *http.Request, c idempotency.Claim, messageID string) {
-	if g.deps.Idempotency == nil || !c.Owned {
-		return
-	}
+// completeAccepted stores an accepted submission's outcome for its retries
+// and returns it.
+func (g *Gateway) completeAccepted(r *http.Request, c idempotency.Claim, messageID string) []byte {
 	out, _ := json.Marshal(Accepted{MessageID: messageID, Status: "accepted"})
+	if g.deps.Idempotency == nil || !c.Owned {
+		return out
+	}
 	if err := g.complete(r.Context(), c, idempotency.Outcome{Status: http.StatusAccepted, Body: out}); err != nil {
 		g.metrics.degraded.WithLabelValues("idempotency").Inc()
 		g.log.Warn("idempotency outcome not stored; a retry would send again", "message_id", messageID, "err", err)
 	}
+	return out
 }
 
 // created answers a stored resource as FHIR does: its Location and the
 // resource with its id, or, with Prefer: return=OperationOutcome, an
 // informational outcome (return=minimal gets the resource too).
 func (g *Gateway) created(w http.ResponseWriter, r *http.Request, status int, body []byte, m *fhir.Mapped) {
-	loc := m.Type + "/" + m.ID + "/_history/1"
+	loc := m.Location()
 	w.Header().Set("Location", loc)
 	w.Header().Set("ETag", `W/"1"`)
 	switch prefer(r) {
@@ -359,7 +346,7 @@ func (g *Gateway) postFHIRBundle(w http.ResponseWriter, r *http.Request) {
 			if res.Replayed {
 				status = http.StatusOK
 			}
-			e.Response = fhir.EntryResponse{Status: fhir.StatusLine(status), Location: m.Type + "/" + m.ID + "/_history/1", Etag: `W/"1"`}
+			e.Response = fhir.EntryResponse{Status: fhir.StatusLine(status), Location: m.Location(), Etag: `W/"1"`}
 			continue
 		}
 		oc := operationOutcome(res.Status, Problem{Error: res.Error, Fields: res.Fields}, nil)

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strconv"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/fhir"
 	"github.com/eprostream/eprostream/internal/httpauth"
@@ -152,7 +150,7 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, status, p := g.decode(k, body, isFHIRContent(r), nil)
-	s, enrol := d.sub, d.enrol
+	s := d.sub
 	if status != 0 {
 		g.metrics.items.WithLabelValues(outcomeOf(status)).Inc()
 		if status == http.StatusServiceUnavailable {
@@ -165,35 +163,38 @@ func (g *Gateway) postSubmission(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if enrol != nil {
-		ref, err := g.enrolFirstReport(r.Context(), *enrol)
+	if !g.sendOne(w, r, claim, d) {
+		return
+	}
+	out := g.completeAccepted(r, claim, s.MessageID)
+	g.metrics.items.WithLabelValues("accepted").Inc()
+	writeRaw(w, http.StatusAccepted, out)
+}
+
+// sendOne writes d's first-report enrolment, if any, then d to Kafka;
+// false means the claim was released and the answer (503, or the
+// enrolment's refusal) written.
+func (g *Gateway) sendOne(w http.ResponseWriter, r *http.Request, c idempotency.Claim, d decoded) bool {
+	if d.enrol != nil {
+		ref, err := g.enrolFirstReport(r.Context(), *d.enrol)
 		if ref != nil || err != nil {
-			g.abandon(r, claim)
+			g.abandon(r, c)
 		}
 		switch {
 		case err != nil:
 			g.unavailable(w, err)
-			return
+			return false
 		case ref != nil:
 			g.refuse(w, ref)
-			return
+			return false
 		}
 	}
-	errs := g.produce(r.Context(), []record{{key: s.SubjectID, value: d.value}})
-	if errs[0] != nil {
-		g.abandon(r, claim)
+	if errs := g.produce(r.Context(), []record{{key: d.sub.SubjectID, value: d.value}}); errs[0] != nil {
+		g.abandon(r, c)
 		g.unavailable(w, errs[0])
-		return
+		return false
 	}
-	out, _ := json.Marshal(Accepted{MessageID: s.MessageID, Status: "accepted"})
-	if g.deps.Idempotency != nil && claim.Owned {
-		if err := g.complete(r.Context(), claim, idempotency.Outcome{Status: http.StatusAccepted, Body: out}); err != nil {
-			g.metrics.degraded.WithLabelValues("idempotency").Inc()
-			g.log.Warn("idempotency outcome not stored; a retry would send again", "message_id", s.MessageID, "err", err)
-		}
-	}
-	g.metrics.items.WithLabelValues("accepted").Inc()
-	writeRaw(w, http.StatusAccepted, out)
+	return true
 }
 
 func isFHIRContent(r *http.Request) bool {

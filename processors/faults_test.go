@@ -6,6 +6,7 @@ package processors_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
@@ -13,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 )
 
 // freePort returns a loopback port nobody listens on.
@@ -40,6 +45,29 @@ func gauge(addr, name string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// metricSum adds up every series of one metric of a process's /metrics.
+func metricSum(addr, name string) (float64, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sum, seen := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			sum, seen = sum+f, true
+		}
+	}
+	return sum, seen
 }
 
 func stackCtl(t *testing.T, verb string, service ...string) {
@@ -80,10 +108,16 @@ func TestFaultClickHouseDownForThirtySeconds(t *testing.T) {
 	// filled towards its bound, so the bound is tested however fast the
 	// groups run on the machine (the race detector slows them).
 	peak, reads := 0.0, 0
+	var trace []string
 	for start := time.Now(); time.Since(start) < 30*time.Second || (peak < bound*9/10 && time.Since(start) < 2*time.Minute); time.Sleep(500 * time.Millisecond) {
 		if v, ok := gauge(admin, "eprostream_chsink_buffered_rows"); ok {
 			reads++
 			peak = max(peak, v)
+			if reads%10 == 1 {
+				restarts, _ := metricSum(admin, "eprostream_group_restarts_total")
+				trace = append(trace, fmt.Sprintf("%5.1fs buffered %.0f, on epro-clean+alerts %d, group restarts %.0f",
+					time.Since(start).Seconds(), v, s.stored(s.names.Clean)+s.stored(s.names.Alerts), restarts))
+			}
 		}
 	}
 	if reads == 0 {
@@ -96,7 +130,8 @@ func TestFaultClickHouseDownForThirtySeconds(t *testing.T) {
 		t.Errorf("the sink buffered %.0f rows while ClickHouse was down, bound %d", peak, bound)
 	}
 	if peak < bound*9/10 {
-		t.Errorf("the sink buffered at most %.0f rows while ClickHouse was down: the bound %d was not reached, so it was not tested", peak, bound)
+		t.Errorf("the sink buffered at most %.0f rows while ClickHouse was down: the bound %d was not reached, so it was not tested\n%s\nwarehouse log:\n%s",
+			peak, bound, strings.Join(trace, "\n"), tail(wh.log))
 	}
 	t.Logf("peak buffered rows while ClickHouse was down: %.0f (bound %d)", peak, bound)
 	verifyWarehouse(t, s, records)
@@ -135,4 +170,27 @@ func TestFaultKafkaStoppedTwentySeconds(t *testing.T) {
 	verify(t, s, records)
 	verifyWarehouse(t, s, records)
 	all.stop(t)
+}
+
+// stored is the number of records on topic (its partitions' end offsets
+// added up), or -1 when the broker does not answer.
+func (s *stack) stored(topic string) int64 {
+	client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-stored", s.cfg.DialTimeout))
+	if err != nil {
+		return -1
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return -1
+		}
+		n += hwm
+	}
+	return n
 }

@@ -175,11 +175,40 @@ func (s *stack) waitDrained(timeout time.Duration, procs ...*proc) {
 
 // waitAll also waits for the warehouse group.
 func (s *stack) waitAll(timeout time.Duration, procs ...*proc) {
-	s.waitGroups(timeout, map[string][]string{
+	s.waitGroups(timeout, s.inputs(), procs...)
+}
+
+// pending is the number of records the spine's groups have not committed
+// yet (their consumer lag on every input, added up), or -1 when it cannot
+// be read.
+func (s *stack) pending() int64 {
+	client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-lag", s.cfg.DialTimeout))
+	if err != nil {
+		return -1
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return -1
+	}
+	var total int64
+	for g, in := range s.inputs() {
+		n, err := consumerlag.Of(client, admin, topics.Group(s.cfg.TopicPrefix, g), in...)
+		if err != nil {
+			return -1
+		}
+		total += n
+	}
+	return total
+}
+
+// inputs are the spine's groups and the topics each reads.
+func (s *stack) inputs() map[string][]string {
+	return map[string][]string{
 		"intake":    {s.names.Submissions},
 		"subject":   {s.names.Clean, s.names.Commands},
 		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ, s.names.Commands, s.names.Enrolments},
-	}, procs...)
+	}
 }
 
 func (s *stack) waitGroups(timeout time.Duration, groups map[string][]string, procs ...*proc) {

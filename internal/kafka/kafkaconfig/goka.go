@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -19,7 +20,7 @@ import (
 // topic with wrong settings), local table storage under stateDir, and goka's
 // log lines at debug level of log; empty records are passed to callbacks.
 func GokaOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.ProcessorOption {
-	cfg := Sarama(clientID, c.DialTimeout)
+	cfg := c.ProcessorSarama(clientID)
 	return []goka.ProcessorOption{
 		goka.WithClientID(clientID),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
@@ -34,9 +35,52 @@ func GokaOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.Pro
 	}
 }
 
+// ProcessorRetries and processorBackoff are how long a processor's producer
+// keeps retrying a record Kafka does not take: ProcessorOutage in all.
+const (
+	ProcessorRetries    = 1000
+	processorBackoffMax = 2 * time.Second
+)
+
+// ProcessorOutage is the Kafka outage a processor's outputs wait out in
+// order: the sum of processorBackoff over ProcessorRetries (about 33 min).
+var ProcessorOutage = func() time.Duration {
+	var d time.Duration
+	for i := 0; i < ProcessorRetries; i++ {
+		d += processorBackoff(i, ProcessorRetries)
+	}
+	return d
+}()
+
+func processorBackoff(retries, _ int) time.Duration {
+	return min(100*time.Millisecond<<min(retries, 5), processorBackoffMax)
+}
+
+// ProcessorSarama is Sarama for goka processors: their producer retries
+// a record until Kafka takes it, through an outage of up to ProcessorOutage. sarama keeps a
+// partition's records in order while it retries, but once one record has
+// used up its retries it reports that record failed and goes on with the
+// later ones, which have retries left: those would land before the failed
+// record's second copy, sent after the group restarts, and a subject's
+// reports would be folded out of order (a streak or a worsening rule
+// firing on another report). With the budget above the whole outage, no
+// record fails while a later one succeeds. Emitters and the gateway keep
+// the short budget of Sarama: a request is answered 503 in seconds, and
+// its client retries it.
+func (c Conn) ProcessorSarama(clientID string) *sarama.Config {
+	cfg := c.Sarama(clientID)
+	cfg.Producer.Retry.Max = ProcessorRetries
+	cfg.Producer.Retry.BackoffFunc = processorBackoff
+	// A record whose partition leader cannot be looked up is failed at
+	// once, without its retries: the lookup must outlast the outage too.
+	cfg.Metadata.Retry.Max = ProcessorRetries
+	cfg.Metadata.Retry.BackoffFunc = processorBackoff
+	return cfg
+}
+
 // ViewOptions is GokaOptions for goka views.
 func ViewOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.ViewOption {
-	cfg := Sarama(clientID, c.DialTimeout)
+	cfg := c.Sarama(clientID)
 	return []goka.ViewOption{
 		goka.WithViewClientID(clientID),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
@@ -49,7 +93,7 @@ func ViewOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.Vie
 
 // EmitterOptions is GokaOptions for goka emitters.
 func EmitterOptions(c Conn, clientID string, log *slog.Logger) []goka.EmitterOption {
-	cfg := Sarama(clientID, c.DialTimeout)
+	cfg := c.Sarama(clientID)
 	return []goka.EmitterOption{
 		goka.WithEmitterClientID(clientID),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),

@@ -30,6 +30,28 @@ func TestSaramaHasDeliveryGuarantees(t *testing.T) {
 	}
 }
 
+// A processor's producer and its leader lookups retry through a long
+// outage (TestFaultProcessorOutputsStayInOrderThroughAnOutage shows why).
+func TestProcessorSaramaOutlastsAnOutage(t *testing.T) {
+	c := kafkaconfig.Conn{DialTimeout: time.Second}.ProcessorSarama("x")
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var producer, metadata time.Duration
+	for i := range c.Producer.Retry.Max {
+		producer += c.Producer.Retry.BackoffFunc(i, c.Producer.Retry.Max)
+	}
+	for i := range c.Metadata.Retry.Max {
+		metadata += c.Metadata.Retry.BackoffFunc(i, c.Metadata.Retry.Max)
+	}
+	if producer < 30*time.Minute || metadata < 30*time.Minute || kafkaconfig.ProcessorOutage < 30*time.Minute {
+		t.Fatalf("a processor gives up after %s (producer) / %s (leader lookup), want 30 min or more", producer, metadata)
+	}
+	if short := kafkaconfig.Sarama("x", time.Second); short.Producer.Retry.Max >= kafkaconfig.ProcessorRetries {
+		t.Fatalf("emitters retry %d times: a request would wait out the outage instead of failing", short.Producer.Retry.Max)
+	}
+}
+
 // Records produced with acks=all through the idempotent producer come back,
 // in order per key, from a consumer group that starts at the oldest offset.
 func TestProduceConsumeRoundTrip(t *testing.T) {

@@ -34,6 +34,26 @@ func (s *stack) count(query string, args ...any) uint64 {
 	return n
 }
 
+// rows lists table's rows by source position, for a failure's message.
+func (s *stack) rows(table string) string {
+	rows, err := s.ch.Query(context.Background(), "SELECT message_id, kafka_topic_id, kafka_partition, kafka_offset, toString(inserted_at) FROM "+s.db+"."+table+" ORDER BY kafka_offset")
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out strings.Builder
+	for rows.Next() {
+		var id, topicID, at string
+		var partition uint16
+		var offset uint64
+		if err := rows.Scan(&id, &topicID, &partition, &offset, &at); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&out, "  %s topic %s partition %d offset %d inserted %s\n", id, topicID, partition, offset, at)
+	}
+	return out.String()
+}
+
 // verifyWarehouse checks ClickHouse against the records sent and the topics.
 func verifyWarehouse(t *testing.T, s *stack, records []loadgen.Record) {
 	t.Helper()
@@ -324,7 +344,7 @@ func TestWarehouseStoresARecreatedTopicsRows(t *testing.T) {
 	waitCount(t, s, p, "SELECT count() FROM {db}.submissions", 5)
 	p.stop(t)
 	if n := s.count("SELECT count() FROM {db}.submissions WHERE kafka_topic_id = ?", oldID); n != 5 {
-		t.Fatalf("%d rows carry the topic's ID %s, want 5; log:\n%s", n, oldID, tail(p.log))
+		t.Fatalf("%d rows carry the topic's ID %s, want 5; rows:\n%s\nlog:\n%s", n, oldID, s.rows("submissions"), tail(p.log))
 	}
 
 	admin, err := connect.KafkaAdmin(s.cfg, "warehouse-test")

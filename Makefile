@@ -67,6 +67,14 @@ test: tracked-check layout-check up browser vet fmt-check compose-check
 	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee .devstack/test.log | $(TESTFILTER)
 	@echo "==> fault tests: go test -tags faults -p 1 -run Fault ./processors/ ./gateway/ (stop and start ClickHouse, Kafka, Redis)"
 	$(GO) test $(TESTFLAGS) -tags faults -p 1 -run Fault -v ./processors/ ./gateway/ 2>&1 | tee -a .devstack/test.log | $(TESTFILTER)
+	@echo "==> secured tier: go test -tags secure -p 1 -run Secure ./processors/ (DEVSTACK_SECURE=1: Kafka over SASL_SSL, Redis and ClickHouse over TLS, passwords from files)"
+	@rc=0; DEVSTACK_SECURE=1 DEVSTACK_KAFKA_LIBS=$(CURDIR)/.devstack/kafka/libs $(STACK) up || rc=$$?; \
+	  if (( rc == 0 )); then \
+	    env $$(DEVSTACK_SECURE=1 $(STACK) env) $(GO) test $(TESTFLAGS) -tags secure -p 1 -run Secure -v ./processors/ 2>&1 \
+	      | tee -a .devstack/test.log | $(TESTFILTER) || rc=$$?; \
+	  fi; \
+	  DEVSTACK_SECURE=1 $(STACK) down || true; \
+	  exit $$rc
 	@echo "==> cluster tier: go test -tags cluster -p 1 -run Cluster ./processors/ (three Kafka nodes on $(CLUSTER_BROKERS), a partition leader killed under load)"
 	@rc=0; $(CLUSTER_ENV) $(STACK) up kafka || rc=$$?; \
 	  if (( rc == 0 )); then \

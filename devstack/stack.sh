@@ -17,25 +17,49 @@
 # node I listens on DEVSTACK_KAFKA_PORT+2(I-1) (controller
 # DEVSTACK_KAFKA_CONTROLLER_PORT+2(I-1)) and keeps its files in
 # $KAFKA_DIR/node-I. With 1 node the paths are those of a single broker.
+#
+# DEVSTACK_SECURE=1 starts the secured stack instead, beside the plain one
+# (a folder of its own, .devstack/secure, and ports of its own): a
+# throw-away CA and a certificate for 127.0.0.1 under $DEVSTACK_DIR/tls
+# (openssl), Kafka with a SASL_SSL listener only (SCRAM-SHA-512 users
+# created when its storage is formatted), Redis on a TLS port only with an
+# ACL user (the default user off), ClickHouse on its secure native port
+# only, its user with a password. The passwords are random, kept in
+# $DEVSTACK_DIR/tls/*.password (mode 0600) and never printed: `stack.sh
+# env` names their files.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE=${DEVSTACK_DIR:-$ROOT/.devstack}
-KAFKA_PORT=${DEVSTACK_KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${DEVSTACK_KAFKA_CONTROLLER_PORT:-9093}
+case ${DEVSTACK_SECURE:-0} in
+  1) SECURE=1 ;;
+  0 | "") SECURE=0 ;;
+  *) printf 'devstack: ERROR: DEVSTACK_SECURE is 1 (the secured stack) or 0, not %s\n' "$DEVSTACK_SECURE" >&2; exit 1 ;;
+esac
+if [[ $SECURE == 1 ]]; then
+  STATE=${DEVSTACK_DIR:-$ROOT/.devstack/secure}
+  KAFKA_PORT=${DEVSTACK_KAFKA_PORT:-29092}
+  KAFKA_CONTROLLER_PORT=${DEVSTACK_KAFKA_CONTROLLER_PORT:-29093}
+  REDIS_PORT=${DEVSTACK_REDIS_PORT:-26379}
+  CH_PORT=${DEVSTACK_CLICKHOUSE_PORT:-29440}
+else
+  STATE=${DEVSTACK_DIR:-$ROOT/.devstack}
+  KAFKA_PORT=${DEVSTACK_KAFKA_PORT:-9092}
+  KAFKA_CONTROLLER_PORT=${DEVSTACK_KAFKA_CONTROLLER_PORT:-9093}
+  REDIS_PORT=${DEVSTACK_REDIS_PORT:-6379}
+  CH_PORT=${DEVSTACK_CLICKHOUSE_PORT:-9000}
+fi
 KAFKA_NODES=${DEVSTACK_KAFKA_NODES:-1}
 # Several JVMs share the machine: a smaller default heap each.
 if [[ $KAFKA_NODES == 1 ]]; then KAFKA_HEAP=${DEVSTACK_KAFKA_HEAP:-512m}; else KAFKA_HEAP=${DEVSTACK_KAFKA_HEAP:-384m}; fi
-REDIS_PORT=${DEVSTACK_REDIS_PORT:-6379}
-CH_PORT=${DEVSTACK_CLICKHOUSE_PORT:-9000}
 CH_HTTP_PORT=${DEVSTACK_CLICKHOUSE_HTTP_PORT:-8123}
 WAIT_SECONDS=${DEVSTACK_WAIT_SECONDS:-120}
 ALL_SERVICES=(kafka redis clickhouse)
 
 KAFKA_DIR=$STATE/kafka
-KAFKA_LIBS=$KAFKA_DIR/libs
+KAFKA_LIBS=${DEVSTACK_KAFKA_LIBS:-$KAFKA_DIR/libs} # another stack's jars may be shared
 REDIS_DIR=$STATE/redis
 CH_DIR=$STATE/clickhouse
+TLS_DIR=$STATE/tls
 
 say() { printf 'devstack: %s\n' "$*"; }
 die() { printf 'devstack: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -98,6 +122,52 @@ cmd_install() {
   mkdir -p "$KAFKA_DIR" "$REDIS_DIR" "$CH_DIR"
   install_packages
   install_kafka
+  tls_make
+}
+
+# ---------------------------------------------------------------- tls (secured stack)
+
+# A CA and one server certificate it signs (127.0.0.1, localhost), made once
+# per folder; a PKCS#12 copy for Kafka; random passwords.
+tls_make() {
+  [[ $SECURE == 1 ]] || return 0
+  [[ -s $TLS_DIR/server.p12 && -s $TLS_DIR/clickhouse.password ]] && return 0
+  command -v openssl >/dev/null || need_root_apt openssl
+  say "tls: making a throw-away CA and a certificate for 127.0.0.1 in $TLS_DIR"
+  rm -rf "$TLS_DIR"
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=eprostream devstack CA" -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth,clientAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 90 -extfile server.ext -out server.pem
+    for name in store kafka kafka-broker redis clickhouse; do openssl rand -hex 16 | tr -d '\n' >"$name.password"; done
+    openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name devstack \
+      -out server.p12 -passout "file:store.password"
+    chmod 644 ca.pem
+  ) >"$STATE/tls.log" 2>&1 || die "tls: openssl failed; see $STATE/tls.log"
+}
+
+secret() { cat "$TLS_DIR/$1.password"; }
+
+# The settings of Kafka's own tools for the SASL_SSL listener (mode 0600).
+kafka_client_properties() {
+  local f=$TLS_DIR/kafka-client.properties
+  (
+    umask 077
+    cat >"$f" <<CONF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="eprostream" password="$(secret kafka)";
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+CONF
+  )
+  echo "$f"
 }
 
 # ---------------------------------------------------------------- kafka
@@ -146,16 +216,20 @@ kafka_config() { # I
   rf=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
   isr=$((rf >= 3 ? 2 : 1))
   mkdir -p "$dir"
-  cat >"$dir/server.properties" <<CONF
+  local listener=PLAINTEXT
+  [[ $SECURE == 1 ]] && listener=SASL_SSL
+  (
+    umask 077
+    cat >"$dir/server.properties" <<CONF
 # Written by devstack/stack.sh; edit the script, not this file.
 process.roles=broker,controller
 node.id=$i
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(node_port "$i"),CONTROLLER://127.0.0.1:$(node_controller_port "$i")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$i")
+listeners=$listener://127.0.0.1:$(node_port "$i"),CONTROLLER://127.0.0.1:$(node_controller_port "$i")
+advertised.listeners=$listener://127.0.0.1:$(node_port "$i")
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=$listener
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$listener:$listener
 log.dirs=$dir/data
 auto.create.topics.enable=false
 num.partitions=12
@@ -169,6 +243,19 @@ share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
+CONF
+  )
+  [[ $SECURE == 1 ]] || return 0
+  cat >>"$dir/server.properties" <<CONF
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$(secret kafka-broker)";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/server.p12
+ssl.keystore.password=$(secret store)
+ssl.key.password=$(secret store)
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
 CONF
 }
 
@@ -199,7 +286,12 @@ kafka_start_node() { # I
     else
       id=$(kafka_cluster_id)
     fi
-    kafka_java kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+    local scram=()
+    if [[ $SECURE == 1 ]]; then
+      scram=(--add-scram "SCRAM-SHA-512=[name=broker,password=$(secret kafka-broker)]"
+        --add-scram "SCRAM-SHA-512=[name=eprostream,password=$(secret kafka)]")
+    fi
+    kafka_java kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" "${scram[@]}" \
       >"$dir/format.log" 2>&1 || die "$(node_name "$i"): formatting storage failed; see $dir/format.log"
   fi
   setsid nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
@@ -214,9 +306,11 @@ kafka_start() { kafka_start_node 1; }
 
 kafka_ready() {
   port_open "$KAFKA_PORT" || return 1
+  local client=()
+  [[ $SECURE == 1 ]] && client=(--command-config "$(kafka_client_properties)")
   timeout 60 java -Xmx128m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/devstack/kafka/log4j2.properties" \
     -Dkafka.logs.file="$KAFKA_DIR/tools.log" org.apache.kafka.tools.TopicCommand \
-    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" "${client[@]}" --list >/dev/null 2>&1
 }
 
 # kafka_registered prints the ids of the brokers the cluster's metadata
@@ -360,12 +454,37 @@ cmd_start_node() { # I
 
 # ---------------------------------------------------------------- redis
 
-redis_ready() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null) == PONG ]]; }
+redis_ready() {
+  if [[ $SECURE == 1 ]]; then
+    [[ $(REDISCLI_AUTH=$(secret redis) redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --tls --cacert "$TLS_DIR/ca.pem" \
+      --user eprostream PING 2>/dev/null) == PONG ]]
+    return
+  fi
+  [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null) == PONG ]]
+}
 
 redis_start() {
   mkdir -p "$REDIS_DIR"
+  local conf=() port=(--port "$REDIS_PORT")
+  if [[ $SECURE == 1 ]]; then
+    # TLS only, and one ACL user whose password stays in a 0600 file.
+    (
+      umask 077
+      cat >"$REDIS_DIR/secure.conf" <<CONF
+tls-port $REDIS_PORT
+tls-cert-file $TLS_DIR/server.pem
+tls-key-file $TLS_DIR/server.key
+tls-ca-cert-file $TLS_DIR/ca.pem
+tls-auth-clients no
+user default off
+user eprostream on >$(secret redis) ~* &* +@all
+CONF
+    )
+    conf=("$REDIS_DIR/secure.conf")
+    port=(--port 0)
+  fi
   # Append-only file so idempotency keys and lock counters survive a restart.
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" \
+  redis-server "${conf[@]}" --bind 127.0.0.1 "${port[@]}" --dir "$REDIS_DIR" \
     --daemonize yes --pidfile "$(pidfile redis)" --logfile "$REDIS_DIR/redis.log" \
     --appendonly yes --appendfsync everysec --save "" --protected-mode yes \
     >/dev/null || die "redis: redis-server did not start; see $REDIS_DIR/redis.log"
@@ -374,14 +493,34 @@ redis_start() {
 # ---------------------------------------------------------------- clickhouse
 
 clickhouse_ready() {
+  if [[ $SECURE == 1 ]]; then
+    [[ $(clickhouse-client --config-file "$CH_DIR/client.xml" --host 127.0.0.1 --port "$CH_PORT" --secure \
+      --query "SELECT 1" 2>/dev/null) == 1 ]]
+    return
+  fi
   [[ $(clickhouse-client --host 127.0.0.1 --port "$CH_PORT" --query "SELECT 1" 2>/dev/null) == 1 ]]
 }
 
 clickhouse_start() {
   mkdir -p "$CH_DIR/data/tmp" "$CH_DIR/data/user_files" "$CH_DIR/data/format_schemas"
-  sed -e "s|@DATA@|$CH_DIR/data|g" -e "s|@TCP_PORT@|$CH_PORT|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" \
-    "$ROOT/devstack/clickhouse/config.xml" >"$CH_DIR/config.xml"
-  cp "$ROOT/devstack/clickhouse/users.xml" "$CH_DIR/users.xml"
+  if [[ $SECURE == 1 ]]; then
+    # The secure native port only, and the default user with a password
+    # (its SHA-256 in users.xml, the password itself in the client's 0600
+    # configuration that the readiness check uses).
+    sed -e "s|@DATA@|$CH_DIR/data|g" -e "s|@TLS@|$TLS_DIR|g" -e "s|@SECURE_PORT@|$CH_PORT|g" \
+      "$ROOT/devstack/clickhouse/config-secure.xml" >"$CH_DIR/config.xml"
+    (
+      umask 077
+      sed -e "s|@TLS@|$TLS_DIR|g" -e "s|@PASSWORD@|$(secret clickhouse)|g" \
+        "$ROOT/devstack/clickhouse/client-secure.xml" >"$CH_DIR/client.xml"
+      sed -e "s|<password></password>|<password_sha256_hex>$(secret clickhouse | sha256sum | cut -d' ' -f1)</password_sha256_hex>|" \
+        "$ROOT/devstack/clickhouse/users.xml" >"$CH_DIR/users.xml"
+    )
+  else
+    sed -e "s|@DATA@|$CH_DIR/data|g" -e "s|@TCP_PORT@|$CH_PORT|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" \
+      "$ROOT/devstack/clickhouse/config.xml" >"$CH_DIR/config.xml"
+    cp "$ROOT/devstack/clickhouse/users.xml" "$CH_DIR/users.xml"
+  fi
   (cd "$CH_DIR" && clickhouse-server --config-file="$CH_DIR/config.xml" \
     --pid-file="$(pidfile clickhouse)" --daemon >"$CH_DIR/stdout.log" 2>&1) \
     || die "clickhouse: clickhouse-server did not start; see $CH_DIR/stdout.log"
@@ -473,12 +612,25 @@ KAFKA_BROKERS=$(kafka_bootstrap)
 REDIS_ADDR=127.0.0.1:$REDIS_PORT
 CLICKHOUSE_ADDR=127.0.0.1:$CH_PORT
 EOF
+  [[ $SECURE == 1 ]] || return 0
+  cat <<EOF
+KAFKA_TLS_CA_FILE=$TLS_DIR/ca.pem
+KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+KAFKA_SASL_USERNAME=eprostream
+KAFKA_SASL_PASSWORD_FILE=$TLS_DIR/kafka.password
+REDIS_TLS_CA_FILE=$TLS_DIR/ca.pem
+REDIS_USERNAME=eprostream
+REDIS_PASSWORD_FILE=$TLS_DIR/redis.password
+CLICKHOUSE_TLS_CA_FILE=$TLS_DIR/ca.pem
+CLICKHOUSE_PASSWORD_FILE=$TLS_DIR/clickhouse.password
+EOF
 }
 
 main() {
   local cmd=${1:-}
   [[ $# -gt 0 ]] && shift
   kafka_check_nodes
+  [[ $SECURE == 1 && $KAFKA_NODES != 1 ]] && die "the secured stack runs one Kafka node, not DEVSTACK_KAFKA_NODES=$KAFKA_NODES"
   case $cmd in
     install) cmd_install ;;
     apt) need_root_apt "$@" ;;

@@ -2,6 +2,7 @@ package emitters
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,10 +32,22 @@ type Config struct {
 	TopicPrefix string        // the environment's topic prefix, as given to `eprostream migrate`
 	DialTimeout time.Duration // each connection attempt; default 5 s
 	ClientID    string        // default eprostream-emitter
+	// TLS, when set, encrypts and verifies every connection to the brokers.
+	TLS *tls.Config
+	// SASL authenticates every connection; its zero value does not.
+	SASL SASL
 	// Catalogue checks each submission's study, site, instrument and items
 	// before it is sent, as the gateway and intake do; nil: the open
 	// catalogue (every study and site, the built-in instruments).
 	Catalogue *catalog.Catalogue
+}
+
+// SASL is a Kafka SASL login; Mechanism is PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512, or "" for none.
+type SASL struct {
+	Mechanism string
+	Username  string
+	Password  string
 }
 
 func (c *Config) setDefaults() {
@@ -54,6 +67,14 @@ func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("emitters: config: Brokers is empty")
 	}
+	switch c.SASL.Mechanism {
+	case "", kafkaconfig.SASLPlain, kafkaconfig.SASLScramSHA256, kafkaconfig.SASLScramSHA512:
+	default:
+		return fmt.Errorf("emitters: config: SASL mechanism %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.SASL.Mechanism)
+	}
+	if c.SASL.Mechanism != "" && c.SASL.Username == "" {
+		return errors.New("emitters: config: SASL needs a Username")
+	}
 	return nil
 }
 
@@ -63,7 +84,7 @@ type Deps struct {
 }
 
 func (c Config) kafka() kafkaconfig.Conn {
-	return kafkaconfig.Conn{Brokers: c.Brokers, DialTimeout: c.DialTimeout}
+	return kafkaconfig.Conn{Brokers: c.Brokers, DialTimeout: c.DialTimeout, TLS: c.TLS, SASL: kafkaconfig.SASL(c.SASL)}
 }
 
 func newRaw(cfg Config, topic string, deps Deps, opts ...goka.EmitterOption) (*rawEmitter, error) {

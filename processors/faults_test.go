@@ -7,7 +7,6 @@ package processors_test
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -21,16 +20,6 @@ import (
 
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 )
-
-// freePort returns a loopback port nobody listens on.
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // gauge reads one metric of a process's /metrics.
 func gauge(addr, name string) (float64, bool) {

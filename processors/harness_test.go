@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +57,16 @@ func newStack(t *testing.T, partitions int) *stack {
 	return &stack{t: t, cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), ch: ch, db: db}
 }
 
+// freePort returns a loopback address nobody listens on.
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // proc is a running `eprostream process`.
 type proc struct {
 	cmd  *exec.Cmd
@@ -71,12 +82,19 @@ func (s *stack) start(name string, args ...string) *proc {
 // startWithEnv starts `eprostream process args...` with extra environment.
 func (s *stack) startWithEnv(name string, env []string, args ...string) *proc {
 	s.t.Helper()
+	return s.startCommand(name, env, append([]string{"process"}, args...)...)
+}
+
+// startCommand starts `eprostream args...` (any subcommand) with the
+// stack's environment and env.
+func (s *stack) startCommand(name string, env []string, args ...string) *proc {
+	s.t.Helper()
 	logPath := filepath.Join(s.t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(testenv.Binary(s.t), append([]string{"process"}, args...)...)
+	cmd := exec.Command(testenv.Binary(s.t), args...)
 	cmd.Env = append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "LOG_LEVEL=info",
 		"CLICKHOUSE_DATABASE="+s.db,
 		"KAFKA_BROKERS="+strings.Join(s.cfg.KafkaBrokers, ","))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,4 +89,30 @@ func dependencyChecks(a *app) ([]connect.Check, func(), error) {
 		{Name: "clickhouse", Run: func(ctx context.Context) error { return connect.PingClickHouse(ctx, ch) }},
 	}
 	return checks, func() { _ = rdb.Close(); _ = ch.Close() }, nil
+}
+
+// starting logs the configuration (its secrets redacted) and asks each of
+// services (kafka, redis, clickhouse) once before a long-running command
+// starts: a wrong password, an untrusted
+// certificate or a TLS mismatch stops it here with a message naming the
+// service; a service that does not answer yet is logged, and the command
+// starts and waits for it.
+func starting(ctx context.Context, a *app, services ...string) error {
+	a.log.Info("configuration", "config", a.cfg)
+	checks, closeAll, err := dependencyChecks(a)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	var some []connect.Check
+	for _, c := range checks {
+		if slices.Contains(services, c.Name) {
+			some = append(some, c)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*a.cfg.DialTimeout+time.Second)
+	defer cancel()
+	return connect.Refuse(ctx, some, func(name string, err error) {
+		a.log.Warn("dependency does not answer yet; starting, and waiting for it", "service", name, "err", err)
+	})
 }

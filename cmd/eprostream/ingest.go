@@ -55,6 +55,9 @@ from 'eprostream apikey create'. On SIGINT/SIGTERM the gateway stops
 accepting, finishes in-flight requests and flushes its producers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := starting(cmd.Context(), a, "kafka", "redis"); err != nil {
+				return err
+			}
 			run, _, err := newIngest(a, f, admin.NewRegistry())
 			if err != nil {
 				return err

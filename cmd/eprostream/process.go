@@ -115,6 +115,16 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 	if !clean {
 		a.log.Warn("previous run did not stop cleanly: local tables discarded, rebuilding them from Kafka", "state_dir", f.stateDir)
 	}
+	needs := []string{"kafka"}
+	if slices.Contains(groups, warehouse.Group) {
+		needs = append(needs, "clickhouse")
+	}
+	if slices.Contains(groups, subject.Group) {
+		needs = append(needs, "redis") // the schedule's lock
+	}
+	if err := starting(ctx, a, needs...); err != nil {
+		return err
+	}
 	names := topics.NewNames(a.cfg.TopicPrefix)
 	reg := admin.NewRegistry()
 	router := gorilla.NewRouter()

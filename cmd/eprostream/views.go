@@ -50,6 +50,9 @@ subscriptions of 'eprostream webhook create', as the consumer group "webhooks".`
 }
 
 func runViews(ctx context.Context, a *app, f viewsFlags) error {
+	if err := starting(ctx, a, "kafka", "redis", "clickhouse"); err != nil {
+		return err
+	}
 	names := topics.NewNames(a.cfg.TopicPrefix)
 	reg := admin.NewRegistry()
 	subjects, err := views.NewSubjects(views.SubjectsConfig{Table: names.SubjectTable, StateDir: filepath.Join(f.stateDir, "subjects")},
@@ -57,7 +60,7 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	if err != nil {
 		return err
 	}
-	client, err := sarama.NewClient(a.cfg.KafkaBrokers, kafkaconfig.Sarama("eprostream-views", a.cfg.DialTimeout))
+	client, err := sarama.NewClient(a.cfg.KafkaBrokers, a.cfg.Kafka().Sarama("eprostream-views"))
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,17 @@ type Config struct {
 	// on SIGHUP. The admin endpoint stays plain HTTP (operators' port).
 	TLSCertFile string
 	TLSKeyFile  string
+
+	// How the clients reach each service securely (README, "Production
+	// connections"): TLS for Kafka, Redis and ClickHouse, SASL for Kafka,
+	// an ACL user for Redis.
+	KafkaTLS           ClientTLS
+	KafkaSASLMechanism string
+	KafkaSASLUsername  string
+	KafkaSASLPassword  string
+	RedisUsername      string
+	RedisTLS           ClientTLS
+	ClickHouseTLS      ClientTLS
 }
 
 // Default returns the configuration for the local stack that `make up` starts.
@@ -80,7 +91,7 @@ func Default() Config {
 // envVar ties one environment variable to one flag.
 type envVar struct {
 	env, flag, usage string
-	target           any // *string, *[]string, *int, *time.Duration
+	target           any // *string, *[]string, *int, *bool, *time.Duration
 	// secret: also read from the file named by env+"_FILE" (how container
 	// secrets are mounted), and never shown: not as a flag's default in
 	// --help, not when the Config is printed or logged.
@@ -106,6 +117,25 @@ func (c *Config) vars() []envVar {
 		{"DIAL_TIMEOUT", "dial-timeout", "timeout of each connection attempt", &c.DialTimeout, false},
 		{"TLS_CERT_FILE", "tls-cert", "PEM certificate (chain) of the ingest API and the views: HTTPS, reloaded on change or SIGHUP", &c.TLSCertFile, false},
 		{"TLS_KEY_FILE", "tls-key", "PEM private key of --tls-cert", &c.TLSKeyFile, false},
+		{"KAFKA_TLS", "kafka-tls", "connect to Kafka over TLS (implied by any KAFKA_TLS_* setting)", &c.KafkaTLS.Enabled, false},
+		{"KAFKA_TLS_CA_FILE", "kafka-tls-ca", "PEM CA certificates Kafka's brokers are verified against; empty: the system's", &c.KafkaTLS.CAFile, false},
+		{"KAFKA_TLS_CERT_FILE", "kafka-tls-cert", "PEM client certificate for mutual TLS with Kafka", &c.KafkaTLS.CertFile, false},
+		{"KAFKA_TLS_KEY_FILE", "kafka-tls-key", "PEM private key of --kafka-tls-cert", &c.KafkaTLS.KeyFile, false},
+		{"KAFKA_TLS_SERVER_NAME", "kafka-tls-server-name", "name the brokers' certificates carry, if not their host", &c.KafkaTLS.ServerName, false},
+		{"KAFKA_SASL_MECHANISM", "kafka-sasl-mechanism", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL", &c.KafkaSASLMechanism, false},
+		{"KAFKA_SASL_USERNAME", "kafka-sasl-username", "Kafka SASL user", &c.KafkaSASLUsername, false},
+		{"KAFKA_SASL_PASSWORD", "kafka-sasl-password", "Kafka SASL password (prefer KAFKA_SASL_PASSWORD_FILE or the environment variable)", &c.KafkaSASLPassword, true},
+		{"REDIS_USERNAME", "redis-username", "Redis ACL user; empty: the default user", &c.RedisUsername, false},
+		{"REDIS_TLS", "redis-tls", "connect to Redis over TLS (implied by any REDIS_TLS_* setting)", &c.RedisTLS.Enabled, false},
+		{"REDIS_TLS_CA_FILE", "redis-tls-ca", "PEM CA certificates Redis is verified against; empty: the system's", &c.RedisTLS.CAFile, false},
+		{"REDIS_TLS_CERT_FILE", "redis-tls-cert", "PEM client certificate for mutual TLS with Redis", &c.RedisTLS.CertFile, false},
+		{"REDIS_TLS_KEY_FILE", "redis-tls-key", "PEM private key of --redis-tls-cert", &c.RedisTLS.KeyFile, false},
+		{"REDIS_TLS_SERVER_NAME", "redis-tls-server-name", "name Redis's certificate carries, if not its host", &c.RedisTLS.ServerName, false},
+		{"CLICKHOUSE_TLS", "clickhouse-tls", "connect to ClickHouse's secure native port over TLS (implied by any CLICKHOUSE_TLS_* setting)", &c.ClickHouseTLS.Enabled, false},
+		{"CLICKHOUSE_TLS_CA_FILE", "clickhouse-tls-ca", "PEM CA certificates ClickHouse is verified against; empty: the system's", &c.ClickHouseTLS.CAFile, false},
+		{"CLICKHOUSE_TLS_CERT_FILE", "clickhouse-tls-cert", "PEM client certificate for mutual TLS with ClickHouse", &c.ClickHouseTLS.CertFile, false},
+		{"CLICKHOUSE_TLS_KEY_FILE", "clickhouse-tls-key", "PEM private key of --clickhouse-tls-cert", &c.ClickHouseTLS.KeyFile, false},
+		{"CLICKHOUSE_TLS_SERVER_NAME", "clickhouse-tls-server-name", "name ClickHouse's certificate carries, if not its host", &c.ClickHouseTLS.ServerName, false},
 		{"STUDIES_FILE", "studies-file", "study catalogue (YAML): studies, sites, instruments, enrolment policy; the same file for every process; empty accepts every study", &c.StudiesFile, false},
 	}
 }
@@ -162,6 +192,12 @@ func set(target any, raw string) error {
 			return errors.New("not a whole number")
 		}
 		*t = n
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(raw))
+		if err != nil {
+			return errors.New("not true or false")
+		}
+		*t = b
 	case *time.Duration:
 		d, err := time.ParseDuration(strings.TrimSpace(raw))
 		if err != nil {
@@ -203,6 +239,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 			fs.StringSliceVar(t, v.flag, *t, usage)
 		case *int:
 			fs.IntVar(t, v.flag, *t, usage)
+		case *bool:
+			fs.BoolVar(t, v.flag, *t, usage)
 		case *time.Duration:
 			fs.DurationVar(t, v.flag, *t, usage)
 		}
@@ -271,6 +309,7 @@ func (c Config) Validate() error {
 	if c.DialTimeout <= 0 || c.DialTimeout > time.Minute {
 		bad("DIAL_TIMEOUT", "%s is outside (0, 1m]", c.DialTimeout)
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
@@ -317,10 +356,16 @@ func (c Config) RedisPrefix() string { return "eprostream:" + c.Env + ":" }
 
 // Kafka is how this process's Kafka clients connect.
 func (c Config) Kafka() kafkaconfig.Conn {
-	return kafkaconfig.Conn{Brokers: c.KafkaBrokers, DialTimeout: c.DialTimeout, Replication: c.ReplicationFactor}
+	return kafkaconfig.Conn{Brokers: c.KafkaBrokers, DialTimeout: c.DialTimeout, Replication: c.ReplicationFactor,
+		TLS: c.KafkaTLS.build("KAFKA_TLS"), SASL: c.kafkaSASL()}
+}
+
+func (c Config) kafkaSASL() kafkaconfig.SASL {
+	return kafkaconfig.SASL{Mechanism: c.KafkaSASLMechanism, Username: c.KafkaSASLUsername, Password: c.KafkaSASLPassword}
 }
 
 // Emitters is the emitters' configuration for this environment.
 func (c Config) Emitters() emitters.Config {
-	return emitters.Config{Brokers: c.KafkaBrokers, TopicPrefix: c.TopicPrefix, DialTimeout: c.DialTimeout}
+	return emitters.Config{Brokers: c.KafkaBrokers, TopicPrefix: c.TopicPrefix, DialTimeout: c.DialTimeout,
+		TLS: c.KafkaTLS.build("KAFKA_TLS"), SASL: emitters.SASL(c.kafkaSASL())}
 }

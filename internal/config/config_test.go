@@ -161,3 +161,71 @@ func TestSecretsComeFromFilesAndAreNeverShown(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// The services' TLS and SASL settings: each mistake is named by its
+// variable, and a valid set reaches the Kafka connection.
+func TestSecuritySettings(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"KAFKA_SASL_MECHANISM": "SCRAM-SHA-1"}, "KAFKA_SASL_MECHANISM"},
+		{map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SASL_USERNAME: required"},
+		{map[string]string{"KAFKA_SASL_MECHANISM": "SCRAM-SHA-256", "KAFKA_SASL_USERNAME": "u"}, "KAFKA_SASL_PASSWORD: required"},
+		{map[string]string{"KAFKA_SASL_USERNAME": "u"}, "no mechanism"},
+		{map[string]string{"KAFKA_TLS_CA_FILE": filepath.Join(dir, "missing.pem")}, "KAFKA_TLS_CA_FILE"},
+		{map[string]string{"REDIS_TLS_CA_FILE": notPEM}, "REDIS_TLS_CA_FILE: " + notPEM + " holds no PEM certificate"},
+		{map[string]string{"CLICKHOUSE_TLS_CERT_FILE": notPEM}, "CLICKHOUSE_TLS_CERT_FILE and CLICKHOUSE_TLS_KEY_FILE go together"},
+		{map[string]string{"REDIS_USERNAME": "eprostream"}, "REDIS_PASSWORD: required with REDIS_USERNAME"},
+		{map[string]string{"KAFKA_TLS": "maybe"}, `KAFKA_TLS="maybe": not true or false`},
+	} {
+		cfg, err := FromEnv(lookup(c.env))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error saying %q", c.env, err, c.want)
+		}
+	}
+
+	secret := filepath.Join(dir, "kafka-password")
+	if err := os.WriteFile(secret, []byte("k-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := FromEnv(lookup(map[string]string{"KAFKA_TLS": "true", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+		"KAFKA_SASL_USERNAME": "eprostream", "KAFKA_SASL_PASSWORD_FILE": secret, "REDIS_TLS_SERVER_NAME": "redis.internal"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Kafka()
+	if k.TLS == nil || k.SASL.Mechanism != "SCRAM-SHA-512" || k.SASL.Username != "eprostream" || k.SASL.Password != "k-secret" {
+		t.Fatalf("the Kafka connection lacks its settings: TLS %v, SASL %s/%s", k.TLS != nil, k.SASL.Mechanism, k.SASL.Username)
+	}
+	s := k.Sarama("x")
+	if !s.Net.TLS.Enable || !s.Net.SASL.Enable || s.Net.SASL.SCRAMClientGeneratorFunc == nil {
+		t.Fatalf("sarama: TLS %v, SASL %v, SCRAM client %v", s.Net.TLS.Enable, s.Net.SASL.Enable, s.Net.SASL.SCRAMClientGeneratorFunc != nil)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.Emitters(); e.TLS == nil || e.SASL.Password != "k-secret" {
+		t.Fatal("the emitters' connection lacks TLS or SASL")
+	}
+	if r := cfg.RedisTLSConfig(); r == nil || r.ServerName != "redis.internal" {
+		t.Fatalf("Redis TLS: %+v, want on (implied by its server name) for redis.internal", r)
+	}
+	if cfg.ClickHouseTLSConfig() != nil {
+		t.Fatal("ClickHouse TLS is on though nothing asks for it")
+	}
+	if strings.Contains(fmt.Sprint(cfg), "k-secret") {
+		t.Fatal("the Kafka SASL password is printed")
+	}
+}

@@ -12,24 +12,34 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eprostream/eprostream/internal/config"
-	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
+	"github.com/eprostream/eprostream/internal/kafka/topics"
 )
 
 // KafkaAdmin opens a cluster admin client.
-func KafkaAdmin(cfg config.Config, clientID string) (sarama.ClusterAdmin, error) {
-	admin, err := sarama.NewClusterAdmin(cfg.KafkaBrokers, kafkaconfig.Sarama(clientID, cfg.DialTimeout))
+func KafkaAdmin(cfg config.Config, clientID string) (topics.Admin, error) {
+	conf := cfg.Kafka().Sarama(clientID)
+	admin, err := sarama.NewClusterAdmin(cfg.KafkaBrokers, conf)
 	if err != nil {
 		return nil, fmt.Errorf("connect: kafka at %v: %w", cfg.KafkaBrokers, err)
 	}
-	return admin, nil
+	return kafkaAdmin{admin, conf}, nil
 }
+
+type kafkaAdmin struct {
+	sarama.ClusterAdmin
+	conf *sarama.Config
+}
+
+func (a kafkaAdmin) SaramaConfig() *sarama.Config { return a.conf }
 
 // Redis returns a Redis client; go-redis connects lazily, so call PingRedis
 // to know it answers.
 func Redis(cfg config.Config) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr:        cfg.RedisAddr,
+		Username:    cfg.RedisUsername,
 		Password:    cfg.RedisPassword,
+		TLSConfig:   cfg.RedisTLSConfig(),
 		DialTimeout: cfg.DialTimeout,
 	})
 }
@@ -40,7 +50,9 @@ func Redis(cfg config.Config) *redis.Client {
 func RedisFailFast(cfg config.Config) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr:          cfg.RedisAddr,
+		Username:      cfg.RedisUsername,
 		Password:      cfg.RedisPassword,
+		TLSConfig:     cfg.RedisTLSConfig(),
 		DialTimeout:   250 * time.Millisecond,
 		ReadTimeout:   500 * time.Millisecond,
 		WriteTimeout:  500 * time.Millisecond,
@@ -64,6 +76,7 @@ func ClickHouse(cfg config.Config, database string) (driver.Conn, error) {
 			Username: cfg.ClickHouseUser,
 			Password: cfg.ClickHousePassword,
 		},
+		TLS:         cfg.ClickHouseTLSConfig(),
 		DialTimeout: cfg.DialTimeout,
 		ClientInfo:  clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "eprostream", Version: "1"}}},
 	})

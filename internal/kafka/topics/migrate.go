@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-
-	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 )
 
 // ErrTopicMismatch is wrapped by every error about an existing topic whose
@@ -25,9 +23,17 @@ var ErrTopicMismatch = errors.New("existing topic disagrees with its spec")
 // created and are operators' to tune afterwards.
 var checkedConfigs = []string{"cleanup.policy"}
 
-// Topics creates the missing topics of specs and checks the existing ones.
+// Admin is a cluster admin that also gives the configuration its
+// connections are made with (TLS, SASL): Migrate's probes of each broker
+// open connections of their own with it.
+type Admin interface {
+	sarama.ClusterAdmin
+	SaramaConfig() *sarama.Config
+}
+
+// Migrate creates the missing topics of specs and checks the existing ones.
 // It is safe to run again, and by several processes at once.
-func Migrate(ctx context.Context, admin sarama.ClusterAdmin, specs []Spec, log *slog.Logger) error {
+func Migrate(ctx context.Context, admin Admin, specs []Spec, log *slog.Logger) error {
 	existing, err := admin.ListTopics()
 	if err != nil {
 		return fmt.Errorf("topics: list topics: %w", err)
@@ -133,7 +139,7 @@ func checkTopic(admin sarama.ClusterAdmin, s Spec, d sarama.TopicDetail) error {
 // waitVisible waits until every broker's metadata shows every topic, so
 // that a process started right after migrate finds them whichever broker it
 // asks: in a cluster, brokers learn of a new topic one after another.
-func waitVisible(ctx context.Context, admin sarama.ClusterAdmin, names []string) error {
+func waitVisible(ctx context.Context, admin Admin, names []string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		missing, err := invisible(admin, names)
@@ -156,13 +162,12 @@ func waitVisible(ctx context.Context, admin sarama.ClusterAdmin, names []string)
 
 // invisible returns "broker: topic" for each topic of names that a live
 // broker's metadata does not show yet (with its partitions).
-func invisible(admin sarama.ClusterAdmin, names []string) ([]string, error) {
+func invisible(admin Admin, names []string) ([]string, error) {
 	brokers, _, err := admin.DescribeCluster()
 	if err != nil {
 		return nil, err
 	}
-	conf := sarama.NewConfig()
-	conf.Version = kafkaconfig.ProtocolVersion()
+	conf := admin.SaramaConfig()
 	var missing []string
 	for _, b := range brokers {
 		if err := b.Open(conf); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -340,11 +341,18 @@ func TestWarehouseStoresARecreatedTopicsRows(t *testing.T) {
 	}
 	oldID := topicID()
 	send("old-0", "old-1", "old-2", "old-3", "old-4") // offsets 0..4
-	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	p := s.startWithEnv("warehouse", []string{"LOG_LEVEL=debug"}, "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
 	waitCount(t, s, p, "SELECT count() FROM {db}.submissions", 5)
 	p.stop(t)
 	if n := s.count("SELECT count() FROM {db}.submissions WHERE kafka_topic_id = ?", oldID); n != 5 {
-		t.Fatalf("%d rows carry the topic's ID %s, want 5; rows:\n%s\nlog:\n%s", n, oldID, s.rows("submissions"), tail(p.log))
+		var lines []string
+		for _, l := range strings.Split(readLog(t, p.log), "\n") {
+			if regexp.MustCompile(`clickhouse insert|generation|claims|restart|revoked|level=(WARN|ERROR)|starting`).MatchString(l) {
+				lines = append(lines, l)
+			}
+		}
+		t.Fatalf("%d rows carry the topic's ID %s, want 5; rows:\n%s\nthe warehouse's inserts and rebalances:\n%s",
+			n, oldID, s.rows("submissions"), strings.Join(lines, "\n"))
 	}
 
 	admin, err := connect.KafkaAdmin(s.cfg, "warehouse-test")

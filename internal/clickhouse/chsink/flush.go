@@ -63,6 +63,9 @@ func (s *Sink) insert(ctx context.Context, l *lane, rows []Row, commits []func(e
 	if err != nil {
 		return err
 	}
+	s.log.Debug("clickhouse insert", "table", l.table.Name, "topic", l.topic, "partition", l.partition,
+		"rows", len(rows), "fresh", len(fresh), "stored_max_offset", l.maxOffset,
+		"first_offset", rows[0].Offset, "last_offset", rows[len(rows)-1].Offset)
 	rejected := map[int]bool{}
 	if len(fresh) > 0 {
 		if err := s.inflight.Acquire(ctx, 1); err != nil {

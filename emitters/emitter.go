@@ -312,3 +312,33 @@ func (e *EnrolmentEmitter) Emit(ctx context.Context, en codecs.Enrolment) error 
 
 // Close flushes what is in flight and releases the producer.
 func (e *EnrolmentEmitter) Close() error { return e.raw.close() }
+
+// AuditEmitter writes operator actions to epro-audit.
+type AuditEmitter struct{ raw *rawEmitter }
+
+// NewAuditEmitter returns an emitter for the audit topic of cfg.
+func NewAuditEmitter(cfg Config, deps Deps, opts ...goka.EmitterOption) (*AuditEmitter, error) {
+	r, err := newRaw(cfg, topics.NewNames(cfg.TopicPrefix).Audit, deps, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &AuditEmitter{raw: r}, nil
+}
+
+// Emit validates a and returns once Kafka has it, or ctx ends. Sending the
+// same event again (same AuditID) after an error is safe: the warehouse
+// stores it once.
+func (e *AuditEmitter) Emit(ctx context.Context, a codecs.AuditEvent) error {
+	a.V = codecs.WireVersion
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("emitters: encode: %w", err)
+	}
+	return wait(ctx, e.raw.send(a.Target, b))
+}
+
+// Close flushes what is in flight and releases the producer.
+func (e *AuditEmitter) Close() error { return e.raw.close() }

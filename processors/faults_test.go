@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-
-	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 )
 
 // gauge reads one metric of a process's /metrics.
@@ -166,29 +164,6 @@ func TestFaultKafkaStoppedTwentySeconds(t *testing.T) {
 	verify(t, s, records)
 	verifyWarehouse(t, s, records)
 	all.stop(t)
-}
-
-// stored is the number of records on topic (its partitions' end offsets
-// added up), or -1 when the broker does not answer.
-func (s *stack) stored(topic string) int64 {
-	client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-stored", s.cfg.DialTimeout))
-	if err != nil {
-		return -1
-	}
-	defer client.Close()
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		return -1
-	}
-	var n int64
-	for _, p := range parts {
-		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return -1
-		}
-		n += hwm
-	}
-	return n
 }
 
 // A processor's producer keeps a partition's records in order through a

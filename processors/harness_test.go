@@ -225,7 +225,7 @@ func (s *stack) inputs() map[string][]string {
 	return map[string][]string{
 		"intake":    {s.names.Submissions},
 		"subject":   {s.names.Clean, s.names.Commands},
-		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ, s.names.Commands, s.names.Enrolments},
+		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ, s.names.Commands, s.names.Enrolments, s.names.Audit},
 	}
 }
 
@@ -340,4 +340,27 @@ func (s *stack) table() map[string]codecs.SubjectState {
 		out[string(m.Key)] = v.(codecs.SubjectState)
 	}
 	return out
+}
+
+// stored is the number of records on topic (its partitions' end offsets
+// added up), or -1 when the broker does not answer.
+func (s *stack) stored(topic string) int64 {
+	client, err := sarama.NewClient(s.cfg.KafkaBrokers, kafkaconfig.Sarama("spine-test-stored", s.cfg.DialTimeout))
+	if err != nil {
+		return -1
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return -1
+		}
+		n += hwm
+	}
+	return n
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,11 +19,14 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/audit"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
 	"github.com/eprostream/eprostream/internal/kafka/topics"
 	"github.com/eprostream/eprostream/internal/loadgen"
+	"github.com/eprostream/eprostream/internal/testenv"
 	"github.com/eprostream/eprostream/processors/internal/dlq"
+	"github.com/eprostream/eprostream/processors/warehouse"
 )
 
 // count runs a count query on the test's database (never with FINAL: the
@@ -536,6 +541,204 @@ func TestWarehouseInsertWhoseAnswerIsLostIsStoredOnce(t *testing.T) {
 	}
 	if got := s.count("SELECT toUInt64(uniqExact(submission_key)) FROM {db}.submissions"); got != n {
 		t.Fatalf("submissions: %d distinct keys, want %d", got, n)
+	}
+	p.stop(t)
+}
+
+// Every operator action lands in audit_events once with its actor: the
+// operator commands, the enrolment revisions and epro-audit's events, each
+// sent again after it was stored; a full replay of every input (the group's offsets
+// deleted) adds nothing. The analysts' queries of README's "Audit trail"
+// give a subject's and a key's history.
+func TestWarehouseAuditEventsOnceEach(t *testing.T) {
+	s := newStack(t, 3)
+	inserts := s.insertCopies("audit_events", "audit_id, action, actor, target")
+	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	var sent []*sarama.ProducerMessage
+	send := func(topic, key string, v any) {
+		b, _ := json.Marshal(v)
+		m := &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(b)}
+		if _, _, err := producer.SendMessage(m); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, &sarama.ProducerMessage{Topic: topic, Key: m.Key, Value: m.Value})
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	send(s.names.Commands, "S1", codecs.Command{V: 1, CommandID: "plan:S1:7", Kind: codecs.CommandPlanAdjusted, StudyID: "ONC-301", SubjectID: "S1", At: now, Fence: 7, Plan: json.RawMessage(`{"dose_mg":50}`), By: "k1"})
+	send(s.names.Commands, "S1", codecs.Command{V: 1, CommandID: "ack:a-1", Kind: codecs.CommandAlertAcknowledged, StudyID: "ONC-301", SubjectID: "S1", At: now, AlertID: "a-1", By: "k2"})
+	send(s.names.Commands, "S1", codecs.Command{V: 1, CommandID: "sched:S1:1", Kind: codecs.CommandCheckSchedule, SubjectID: "S1", At: now})
+	ended := now
+	for _, e := range []codecs.Enrolment{
+		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-001", Status: codecs.EnrolmentActive, EnrolledAt: now, Revision: 1, By: "k1", At: now},
+		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-002", Status: codecs.EnrolmentActive, EnrolledAt: now, Revision: 2, By: "cli:nurse", At: now},
+		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-002", Status: codecs.EnrolmentWithdrawn, EnrolledAt: now, EndedAt: &ended, Revision: 3, By: "k1", At: now},
+	} {
+		send(s.names.Enrolments, e.SubjectID, e)
+	}
+	send(s.names.Audit, "k1", codecs.AuditEvent{V: 1, AuditID: "apikey.create:k1", Action: codecs.AuditKeyCreate, Actor: "cli:ops", At: now, StudyID: "ONC-301", Target: "k1", After: json.RawMessage(`{"id":"k1"}`)})
+	send(s.names.Audit, "w1", codecs.AuditEvent{V: 1, AuditID: "webhook.create:w1", Action: codecs.AuditWebhookCreate, Actor: "key:k1", At: now, StudyID: "ONC-301", Target: "w1"})
+
+	want := map[string]string{ // action|actor|target → 1 row each
+		"plan.adjust|key:k1|S1": "", "alert.acknowledge|key:k2|a-1": "",
+		"enrolment.enrol|key:k1|S1": "", "enrolment.transfer|cli:nurse|S1": "", "enrolment.withdraw|key:k1|S1": "",
+		"apikey.create|cli:ops|k1": "", "webhook.create|key:k1|w1": "",
+	}
+	inputs := map[string][]string{"warehouse": {s.names.Commands, s.names.Enrolments, s.names.Audit}}
+	check := func(when string) {
+		t.Helper()
+		if n := s.count("SELECT count() FROM {db}." + inserts); n != uint64(len(want)) {
+			t.Fatalf("%s: %d rows were inserted into audit_events, want %d (one per action); rows:\n%s", when, n, len(want), s.auditRows())
+		}
+		for k := range want {
+			f := strings.Split(k, "|")
+			if n := s.count("SELECT count() FROM {db}."+inserts+" WHERE action = ? AND actor = ? AND target = ?", f[0], f[1], f[2]); n != 1 {
+				t.Errorf("%s: %s by %s on %s: %d rows, want 1", when, f[0], f[1], f[2], n)
+			}
+		}
+	}
+	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	s.waitGroups(2*time.Minute, inputs, p)
+	check("after each action")
+	// Each sent again once the first is stored: the retries of a client
+	// that did not hear back, at new offsets.
+	for _, m := range sent {
+		if _, _, err := producer.SendMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitGroups(2*time.Minute, inputs, p)
+	check("after each action sent again")
+	p.stop(t)
+
+	admin, err := connect.KafkaAdmin(s.cfg, "warehouse-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.DeleteConsumerGroup(topics.Group(s.cfg.TopicPrefix, warehouse.Group)); err != nil {
+		t.Fatal(err)
+	}
+	p = s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	s.waitGroups(2*time.Minute, inputs, p)
+	check("after a replay of every input")
+	p.stop(t)
+
+	// The analysts' queries: a subject's history, and a key's.
+	if n := s.count("SELECT count() FROM {db}.audit_events FINAL WHERE subject_id = 'S1'"); n != 5 {
+		t.Errorf("subject S1's history: %d events, want its 3 enrolment revisions, the plan and the acknowledgement", n)
+	}
+	if n := s.count("SELECT count() FROM {db}.audit_events FINAL WHERE actor = 'key:k1' OR target = 'k1'"); n != 5 {
+		t.Errorf("key k1's history: %d events, want what it did (plan, enrolment, withdrawal, webhook) and its creation", n)
+	}
+	if n := s.count("SELECT count() FROM {db}.audit_events WHERE after LIKE '%value%' OR after LIKE '%items%'"); n != 0 {
+		t.Errorf("%d audit rows hold a report's items", n)
+	}
+}
+
+// insertCopies copies every row inserted into table, as it is inserted,
+// into a plain MergeTree that never folds rows, and returns its name: the
+// warehouse's tables are ReplacingMergeTree, whose background merges fold
+// a row stored twice into one and would hide a duplicate from a count.
+func (s *stack) insertCopies(table, columns string) string {
+	s.t.Helper()
+	name := table + "_inserts"
+	q := fmt.Sprintf("CREATE MATERIALIZED VIEW %[1]s.%[2]s ENGINE = MergeTree ORDER BY tuple() AS SELECT %[3]s FROM %[1]s.%[4]s",
+		s.db, name, columns, table)
+	if err := s.ch.Exec(context.Background(), q); err != nil {
+		s.t.Fatalf("copy the inserts of %s: %v", table, err)
+	}
+	return name
+}
+
+// auditRows lists audit_events for a failure's message.
+func (s *stack) auditRows() string {
+	rows, err := s.ch.Query(context.Background(), "SELECT audit_id, action, actor, target, kafka_topic, kafka_offset FROM "+s.db+".audit_events ORDER BY audit_id")
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out strings.Builder
+	for rows.Next() {
+		var id, action, actor, target, topic string
+		var offset uint64
+		if err := rows.Scan(&id, &action, &actor, &target, &topic, &offset); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&out, "  %s %s %s %s (%s@%d)\n", id, action, actor, target, topic, offset)
+	}
+	return out.String()
+}
+
+// The command line's API key and webhook actions are recorded, each once,
+// with the operating-system user as actor, and a key's record in the trail
+// holds neither its token nor its hash.
+func TestOperatorCLIActionsAreAudited(t *testing.T) {
+	s := newStack(t, 3)
+	inserts := s.insertCopies("audit_events", "audit_id, action, actor, target, before, after")
+	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
+	name := "audit-" + s.cfg.TopicPrefix[len(s.cfg.TopicPrefix)-9:len(s.cfg.TopicPrefix)-1]
+	env := append(os.Environ(), "TOPIC_PREFIX="+s.cfg.TopicPrefix, "ADMIN_ADDR=", "EPRO_ENV="+name)
+	t.Cleanup(func() {
+		rdb := connect.Redis(s.cfg)
+		defer rdb.Close()
+		ctx := context.Background()
+		for it := rdb.Scan(ctx, 0, "eprostream:"+name+":*", 1000).Iterator(); it.Next(ctx); {
+			rdb.Del(ctx, it.Val())
+		}
+	})
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(testenv.Binary(t), args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("eprostream %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	idOf := func(out string) string {
+		m := regexp.MustCompile(`(?m)^id:\s+(\S+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no id in:\n%s", out)
+		}
+		return m[1]
+	}
+	created := run("apikey", "create", "--name", "audit-test", "--study", "ONC-301", "--role", "read")
+	key := idOf(created)
+	token := regexp.MustCompile(`(?m)^token:\s+(\S+)`).FindStringSubmatch(created)[1]
+	run("apikey", "revoke", key)
+	hook := idOf(run("webhook", "create", "--name", "audit-test", "--url", "http://127.0.0.1:9/hook", "--study", "ONC-301"))
+	run("webhook", "delete", hook)
+	// The subject group records the rule sets it loaded, once however
+	// often it starts.
+	for range 2 {
+		before := s.stored(s.names.Audit)
+		sub := s.start("subject", "--group", "subject", "--schedule-interval", "0", "--state-dir", t.TempDir())
+		for deadline := time.Now().Add(time.Minute); s.stored(s.names.Audit) <= before; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the subject group wrote no rules.loaded event; log:\n%s", tail(sub.log))
+			}
+		}
+		sub.stop(t)
+	}
+	s.waitGroups(2*time.Minute, map[string][]string{"warehouse": {s.names.Audit}}, p)
+	if n := s.count("SELECT count() FROM {db}." + inserts + " WHERE action = 'rules.loaded' AND actor = 'group:subject' AND target LIKE 'default@v%'"); n != 1 {
+		t.Errorf("the default rule set loaded by the subject group: %d rows after two starts, want 1; rows:\n%s", n, s.auditRows())
+	}
+	actor := audit.CLI()
+	for _, c := range []struct{ action, target string }{
+		{codecs.AuditKeyCreate, key}, {codecs.AuditKeyRevoke, key}, {codecs.AuditWebhookCreate, hook}, {codecs.AuditWebhookDelete, hook},
+	} {
+		if n := s.count("SELECT count() FROM {db}."+inserts+" WHERE action = ? AND target = ? AND actor = ?", c.action, c.target, actor); n != 1 {
+			t.Errorf("%s of %s by %s: %d rows, want 1; rows:\n%s", c.action, c.target, actor, n, s.auditRows())
+		}
+	}
+	if n := s.count("SELECT count() FROM {db}."+inserts+" WHERE target = ? AND (after LIKE '%hash%' OR after LIKE ? OR before LIKE '%hash%')", key, "%"+token[len(token)-12:]+"%"); n != 0 {
+		t.Errorf("%d audit rows of the key hold its hash or its token", n)
 	}
 	p.stop(t)
 }

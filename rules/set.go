@@ -249,3 +249,17 @@ func (s *Set) SilenceLimit() time.Duration {
 	}
 	return limit
 }
+
+// Sets returns the default set and every study's, the default first.
+func (r *Registry) Sets() []*Set {
+	out := []*Set{r.def}
+	studies := make([]string, 0, len(r.byStudy))
+	for s := range r.byStudy {
+		studies = append(studies, s)
+	}
+	slices.Sort(studies)
+	for _, s := range studies {
+		out = append(out, r.byStudy[s])
+	}
+	return out
+}

@@ -1,14 +1,17 @@
 package views
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	json "github.com/goccy/go-json"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/audit"
 	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/webhooks"
@@ -20,7 +23,18 @@ import (
 // owner and are not visible here.
 type Webhooks struct {
 	Store *webhooks.Store
+	// Audit records each subscription created or deleted (epro-audit);
+	// nil records nothing (tests of the handlers alone).
+	Audit audit.Sender
 	Log   *slog.Logger // nil discards
+}
+
+// record writes e to the audit trail, if there is one.
+func (h Webhooks) record(ctx context.Context, e codecs.AuditEvent) error {
+	if h.Audit == nil {
+		return nil
+	}
+	return h.Audit.Emit(ctx, e)
 }
 
 // WebhookRequest is the body of POST /v1/webhooks.
@@ -77,6 +91,13 @@ func (h Webhooks) create(w http.ResponseWriter, r *http.Request) {
 		logging.OrDiscard(h.Log).Warn("webhook subscription not stored", "err", err)
 		fail(w, http.StatusServiceUnavailable, "the subscription could not be stored right now; retry")
 	default:
+		if err := h.record(r.Context(), audit.WebhookCreated(sub, audit.Key(k.ID))); err != nil {
+			// No subscription without its audit event: take it back.
+			logging.OrDiscard(h.Log).Warn("webhook subscription not audited; removed again", "subscription", sub.ID, "err", err)
+			_ = h.Store.Delete(context.WithoutCancel(r.Context()), sub.ID)
+			fail(w, http.StatusServiceUnavailable, "the subscription could not be recorded in the audit trail right now; nothing was created; retry")
+			return
+		}
 		logging.OrDiscard(h.Log).Info("webhook subscription created", "subscription", sub.ID, "by", k.ID)
 		writeJSON(w, http.StatusCreated, WebhookCreated{Subscription: sub, Secret: secret})
 	}
@@ -118,6 +139,12 @@ func (h Webhooks) get(w http.ResponseWriter, r *http.Request) {
 func (h Webhooks) remove(w http.ResponseWriter, r *http.Request) {
 	sub, ok := h.owned(w, r)
 	if !ok {
+		return
+	}
+	// The event first: a delete that fails after it is retried with the
+	// same event id, which the warehouse stores once.
+	if err := h.record(r.Context(), audit.WebhookDeleted(sub, audit.Key(httpauth.KeyOf(r).ID), time.Now())); err != nil {
+		fail(w, http.StatusServiceUnavailable, "the deletion could not be recorded in the audit trail right now; nothing was deleted; retry")
 		return
 	}
 	if err := h.Store.Delete(r.Context(), sub.ID); err != nil && !errors.Is(err, webhooks.ErrNotFound) {

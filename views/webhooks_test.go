@@ -2,12 +2,17 @@ package views_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/views"
 	"github.com/eprostream/eprostream/webhooks"
@@ -95,5 +100,74 @@ func TestWebhookSubscriptionsAreScopedToTheirKey(t *testing.T) {
 	}
 	if status, _ := r.do(http.MethodGet, path, onc, ""); status != 404 {
 		t.Errorf("after the delete: %d, want 404", status)
+	}
+}
+
+// auditLog is an audit.Sender that keeps what it is sent, or fails.
+type auditLog struct {
+	mu     sync.Mutex
+	events []codecs.AuditEvent
+	fail   atomic.Bool
+}
+
+func (l *auditLog) Emit(_ context.Context, e codecs.AuditEvent) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail.Load() {
+		return errors.New("kafka: no broker answers")
+	}
+	l.events = append(l.events, e)
+	return nil
+}
+
+// Creating and deleting a subscription through the API records each in
+// the audit trail with the key as actor; without its audit event nothing
+// is created or deleted.
+func TestWebhookActionsAreAudited(t *testing.T) {
+	r := newReadSide(t)
+	store := webhooks.NewStore(r.rdb, r.prefix)
+	trail := &auditLog{}
+	r.hooks = &views.Webhooks{Store: store, Audit: trail}
+	r.start()
+	token := r.key("ONC-301", apikeys.RoleRead)
+	body := `{"name":"nurses","url":"https://hooks.example.org/epro","studies":["ONC-301"]}`
+
+	trail.fail.Store(true)
+	if status, b := r.do(http.MethodPost, "/v1/webhooks", token, body); status != http.StatusServiceUnavailable || !strings.Contains(string(b), "audit trail") {
+		t.Fatalf("create without the audit trail: %d %s, want 503 naming it", status, b)
+	}
+	if subs, err := store.List(t.Context()); err != nil || len(subs) != 0 {
+		t.Fatalf("a subscription was kept without its audit event: %d (%v)", len(subs), err)
+	}
+	trail.fail.Store(false)
+	status, b := r.do(http.MethodPost, "/v1/webhooks", token, body)
+	var created views.WebhookCreated
+	if err := json.Unmarshal(b, &created); status != http.StatusCreated || err != nil {
+		t.Fatalf("create: %d %s", status, b)
+	}
+	path := "/v1/webhooks/" + created.Subscription.ID
+	trail.fail.Store(true)
+	if status, _ := r.do(http.MethodDelete, path, token, ""); status != http.StatusServiceUnavailable {
+		t.Fatalf("delete without the audit trail: %d, want 503", status)
+	}
+	if _, err := store.Get(t.Context(), created.Subscription.ID); err != nil {
+		t.Fatalf("deleted without its audit event: %v", err)
+	}
+	trail.fail.Store(false)
+	if status, _ := r.do(http.MethodDelete, path, token, ""); status != http.StatusNoContent {
+		t.Fatalf("delete: %d", status)
+	}
+	if len(trail.events) != 2 {
+		t.Fatalf("%d audit events, want the creation and the deletion: %+v", len(trail.events), trail.events)
+	}
+	owner := "key:" + created.Subscription.Owner
+	for i, want := range []string{codecs.AuditWebhookCreate, codecs.AuditWebhookDelete} {
+		e := trail.events[i]
+		if e.Action != want || e.Actor != owner || e.Target != created.Subscription.ID || e.StudyID != "ONC-301" || e.Validate() != nil {
+			t.Errorf("event %d: %+v, want %s of %s by %s", i, e, want, created.Subscription.ID, owner)
+		}
+	}
+	if strings.Contains(string(trail.events[0].After), created.Secret) {
+		t.Error("the audit event holds the subscription's secret")
 	}
 }

@@ -27,7 +27,7 @@ func caughtUp(ctx context.Context, cfg config.Config, timeout time.Duration) (ti
 	groups := map[string][]string{
 		"intake":    {names.Submissions},
 		"subject":   {names.Clean, names.Commands},
-		"warehouse": {names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments},
+		"warehouse": {names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments, names.Audit},
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/eprostream/eprostream/internal/audit"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 )
@@ -23,6 +24,11 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 		Short: "Create a key; its token is printed once and cannot be shown again",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			trail, err := openAudit(a)
+			if err != nil {
+				return err
+			}
+			defer trail.Close()
 			rdb := connect.Redis(a.cfg)
 			defer rdb.Close()
 			k, token, err := apikeys.NewStore(rdb, a.cfg.RedisPrefix()).Create(cmd.Context(), spec)
@@ -31,7 +37,7 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "id:       %s\nstudies:  %s\nroles:    %s\nexpires:  %s\ntoken:    %s\n",
 				k.ID, strings.Join(k.Studies, ","), strings.Join(k.Roles, ","), k.ExpiresAt.Format(time.RFC3339), token)
-			return nil
+			return trail.record(cmd.Context(), audit.KeyCreated(k, audit.CLI()))
 		},
 	}
 	create.Flags().StringVar(&spec.Name, "name", "", "who the key is for (required)")
@@ -76,6 +82,11 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 		Short: "Revoke a key; gateways refuse it within seconds, without a restart",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			trail, err := openAudit(a)
+			if err != nil {
+				return err
+			}
+			defer trail.Close()
 			rdb := connect.Redis(a.cfg)
 			defer rdb.Close()
 			k, err := apikeys.NewStore(rdb, a.cfg.RedisPrefix()).Revoke(cmd.Context(), args[0])
@@ -83,7 +94,7 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 				return fmt.Errorf("revoke %s: %w", args[0], err)
 			}
 			fmt.Fprintf(a.stdout, "revoked %s (%s) at %s\n", k.ID, k.Name, k.RevokedAt.Format(time.RFC3339))
-			return nil
+			return trail.record(cmd.Context(), audit.KeyRevoked(k, audit.CLI()))
 		},
 	}
 	cmd.AddCommand(create, list, revoke)

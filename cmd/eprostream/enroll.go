@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/codecs"
 	"github.com/eprostream/eprostream/emitters"
+	"github.com/eprostream/eprostream/internal/audit"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/redis/fencedlock"
 )
@@ -58,10 +58,7 @@ func runEnroll(ctx context.Context, a *app, file string) error {
 	if err != nil {
 		return err
 	}
-	by := "cli"
-	if u, err := user.Current(); err == nil {
-		by = "cli:" + u.Username
-	}
+	by := audit.CLI()
 	r, dir, err := newRoster(a, "enroll")
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/eprostream/eprostream/catalog"
 	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/internal/admin"
+	"github.com/eprostream/eprostream/internal/audit"
 	"github.com/eprostream/eprostream/internal/clickhouse/chsink"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
@@ -182,6 +183,9 @@ func runProcess(ctx context.Context, a *app, f processFlags) error {
 				return proc.Run(ctx)
 			}, nil
 		})
+		if group == subject.Group {
+			g.Go(func() error { recordRules(ctx, a, registry); return nil })
+		}
 		if group == subject.Group && f.scheduleInterval > 0 {
 			sched, closeSched, err := newScheduler(a, names, registry, f)
 			if err != nil {
@@ -279,7 +283,7 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 		defer func() { _ = dead.Finish(); _ = conn.Close() }()
 		// Rows carry their topic's ID for the sink's offset guard; read at
 		// every (re)start, so a topic recreated meanwhile is told apart.
-		if err := loadTopicIDs(a, ids, names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments); err != nil {
+		if err := loadTopicIDs(a, ids, names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments, names.Audit); err != nil {
 			return err
 		}
 		g, ctx := errgroup.WithContext(ctx)
@@ -336,4 +340,35 @@ func defaultStateDir(topicPrefix, group string) string {
 		return '_'
 	}, topicPrefix+group)
 	return filepath.Join(os.TempDir(), "eprostream-state", name)
+}
+
+// recordRules writes to the audit trail which rule sets the subject group
+// loaded, retrying until Kafka has them or ctx ends (each event's id is
+// fixed by the set, so a retry or a restart records it once).
+func recordRules(ctx context.Context, a *app, registry *rules.Registry) {
+	now := time.Now()
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := func() error {
+			em, err := emitters.NewAuditEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
+			if err != nil {
+				return err
+			}
+			defer func() { _ = em.Close() }()
+			for _, set := range registry.Sets() {
+				if err := em.Emit(ctx, audit.RulesLoaded(subject.Group, set, now)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("the rule sets loaded are not in the audit trail yet; retrying", "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }

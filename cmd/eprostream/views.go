@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eprostream/eprostream/emitters"
 	"github.com/eprostream/eprostream/internal/admin"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/internal/kafka/kafkaconfig"
@@ -96,7 +98,12 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 		return err
 	}
 	srv.Handle(sites.Register)
-	srv.Handle(views.Webhooks{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Log: a.log}.Register)
+	trail, err := emitters.NewAuditEmitter(a.cfg.Emitters(), emitters.Deps{Log: a.log})
+	if err != nil {
+		return fmt.Errorf("audit trail (epro-audit): %w", err)
+	}
+	defer func() { _ = trail.Close() }()
+	srv.Handle(views.Webhooks{Store: webhooks.NewStore(rdb, a.cfg.RedisPrefix()), Audit: trail, Log: a.log}.Register)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
 	if cert != nil {

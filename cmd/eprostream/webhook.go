@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/eprostream/eprostream/internal/audit"
 	"github.com/eprostream/eprostream/internal/connect"
 	"github.com/eprostream/eprostream/webhooks"
 )
@@ -22,6 +23,11 @@ func newWebhookCmd(a *app) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create", Short: "Subscribe an endpoint; its signing secret is printed once", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			trail, err := openAudit(a)
+			if err != nil {
+				return err
+			}
+			defer trail.Close()
 			s, done := store()
 			defer done()
 			sub, secret, err := s.Create(cmd.Context(), spec)
@@ -30,7 +36,7 @@ func newWebhookCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "id:       %s\nurl:      %s\nstudies:  %s\nseverity: %s and above\nsecret:   %s\n",
 				sub.ID, sub.URL, strings.Join(sub.Studies, ","), sub.MinSeverity, secret)
-			return nil
+			return trail.record(cmd.Context(), audit.WebhookCreated(sub, audit.CLI()))
 		},
 	}
 	create.Flags().StringVar(&spec.Name, "name", "", "who the subscription is for")
@@ -82,8 +88,22 @@ func newWebhookCmd(a *app) *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete ID", Short: "Remove a subscription", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			trail, err := openAudit(a)
+			if err != nil {
+				return err
+			}
+			defer trail.Close()
 			s, done := store()
 			defer done()
+			sub, err := s.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			// The event first: a delete that fails after it is retried
+			// with the same event id, which the warehouse stores once.
+			if err := trail.record(cmd.Context(), audit.WebhookDeleted(sub, audit.CLI(), time.Now())); err != nil {
+				return fmt.Errorf("not deleted: %w", err)
+			}
 			return s.Delete(cmd.Context(), args[0])
 		},
 	}

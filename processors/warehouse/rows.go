@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -45,6 +46,15 @@ var (
 			"revision", "by_key", "at", "kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset"},
 		TopicColumn: "kafka_topic", TopicIDColumn: "kafka_topic_id", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
 		IDTable: "enrolment_ids", IDColumn: "enrolment_id",
+	}
+	// AuditEvents is the audit trail: epro-audit's events, and the
+	// enrolments and operator commands, which are their own audit records.
+	AuditEvents = &chsink.Table{
+		Name: "audit_events",
+		Columns: []string{"audit_id", "action", "actor", "at", "study_id", "subject_id", "target", "before", "after",
+			"kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset"},
+		TopicColumn: "kafka_topic", TopicIDColumn: "kafka_topic_id", PartitionColumn: "kafka_partition", OffsetColumn: "kafka_offset",
+		IDTable: "audit_ids", IDColumn: "audit_id",
 	}
 	DLQEvents = &chsink.Table{
 		Name: "dlq_events",
@@ -213,4 +223,69 @@ func nonNilF(s []float64) []float64 {
 		return []float64{}
 	}
 	return s
+}
+
+// AuditRow is the audit_events row of an epro-audit event.
+func AuditRow(a codecs.AuditEvent, src Source) (chsink.Row, error) {
+	if err := checkTime("at", a.At); err != nil {
+		return chsink.Row{}, err
+	}
+	return src.row(a.AuditID, a.Target,
+		a.AuditID, a.Action, a.Actor, a.At.UTC(), a.StudyID, "", a.Target, string(a.Before), string(a.After)), nil
+}
+
+// CommandAuditRow is the audit_events row of an operator command (a plan
+// adjustment or an acknowledgement); ok is false for the scheduler's
+// checks, which no operator made.
+func CommandAuditRow(c codecs.Command, src Source) (row chsink.Row, ok bool, err error) {
+	var action, target string
+	switch c.Kind {
+	case codecs.CommandPlanAdjusted:
+		action, target = "plan.adjust", c.SubjectID
+	case codecs.CommandAlertAcknowledged:
+		action, target = "alert.acknowledge", c.AlertID
+	default:
+		return chsink.Row{}, false, nil
+	}
+	if err := checkTime("at", c.At); err != nil {
+		return chsink.Row{}, true, err
+	}
+	id := "command:" + c.CommandID
+	return src.row(id, c.SubjectID,
+		id, action, Actor(c.By), c.At.UTC(), c.StudyID, c.SubjectID, target, "", string(c.Plan)), true, nil
+}
+
+// EnrolmentAuditRow is the audit_events row of an enrolment revision: the
+// first is "enrolment.enrol", a withdrawal or completion says so, any other
+// later revision is a transfer. After is the revision as recorded (ids,
+// site, status, dates: no answer).
+func EnrolmentAuditRow(e codecs.Enrolment, raw []byte, src Source) (chsink.Row, error) {
+	if err := checkTime("at", e.At); err != nil {
+		return chsink.Row{}, err
+	}
+	action := "enrolment.transfer"
+	switch {
+	case e.Status == codecs.EnrolmentWithdrawn:
+		action = "enrolment.withdraw"
+	case e.Status == codecs.EnrolmentCompleted:
+		action = "enrolment.complete"
+	case e.Revision <= 1:
+		action = "enrolment.enrol"
+	}
+	id := "enrolment:" + e.SubjectID + "#" + strconv.Itoa(e.Revision)
+	return src.row(id, e.SubjectID,
+		id, action, Actor(e.By), e.At.UTC(), e.StudyID, e.SubjectID, e.SubjectID, "", string(raw)), nil
+}
+
+// Actor is the audit trail's actor for a record's By: an API key id
+// becomes "key:<id>"; "cli:<user>" and "first-report" stay as they are.
+func Actor(by string) string {
+	switch {
+	case by == "":
+		return "unknown"
+	case by == "first-report", strings.HasPrefix(by, "cli:"), strings.HasPrefix(by, "key:"), strings.HasPrefix(by, "group:"):
+		return by
+	default:
+		return "key:" + by
+	}
 }

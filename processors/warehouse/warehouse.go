@@ -52,6 +52,7 @@ func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collec
 		goka.Input(goka.Stream(names.DLQ), new(codec.Bytes), p.onDead),
 		goka.Input(goka.Stream(names.Commands), new(codec.Bytes), p.onCommand),
 		goka.Input(goka.Stream(names.Enrolments), new(codec.Bytes), p.onEnrolment),
+		goka.Input(goka.Stream(names.Audit), new(codec.Bytes), p.onAudit),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
 	), collectors
 }
@@ -129,6 +130,24 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 		return // a scheduler's check: not part of the audit trail
 	}
 	p.add(ctx, "command", Commands, raw, row, err)
+	if err == nil {
+		audit, _, err := CommandAuditRow(v.(codecs.Command), p.source(ctx))
+		p.add(ctx, "command", AuditEvents, raw, audit, err)
+	}
+}
+
+func (p *processor) onAudit(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	v, err := codecs.JSON[codecs.AuditEvent]{}.Decode(raw)
+	if err == nil {
+		err = v.(codecs.AuditEvent).Validate()
+	}
+	if err != nil {
+		p.deadLetter(ctx, "audit", dlq.ClassDecode, raw, err)
+		return
+	}
+	row, err := AuditRow(v.(codecs.AuditEvent), p.source(ctx))
+	p.add(ctx, "audit", AuditEvents, raw, row, err)
 }
 
 func (p *processor) onDead(ctx goka.Context, msg any) {
@@ -147,6 +166,10 @@ func (p *processor) onEnrolment(ctx goka.Context, msg any) {
 	}
 	row, err := EnrolmentRow(v.(codecs.Enrolment), p.source(ctx))
 	p.add(ctx, "enrolment", Enrolments, raw, row, err)
+	if err == nil {
+		audit, err := EnrolmentAuditRow(v.(codecs.Enrolment), raw, p.source(ctx))
+		p.add(ctx, "enrolment", AuditEvents, raw, audit, err)
+	}
 }
 
 func (p *processor) add(ctx goka.Context, input string, t *chsink.Table, raw []byte, row chsink.Row, convErr error) {

@@ -25,6 +25,10 @@ const (
 	// Questionnaires holds the FHIR Questionnaires studies add at run time
 	// (compacted): every gateway maps responses through them.
 	Questionnaires = "epro-questionnaires"
+	// Audit holds operator actions (API keys, webhook subscriptions, rule
+	// sets loaded), append-only and kept forever; the warehouse lands them
+	// in audit_events.
+	Audit = "epro-audit"
 	// SubjectGroup is the goka group whose Persist table is SubjectGroup+"-table".
 	SubjectGroup = "subject"
 )
@@ -40,6 +44,7 @@ type Names struct {
 	Enrolments     string
 	AlertIndex     string
 	Questionnaires string
+	Audit          string
 	SubjectTable   string
 }
 
@@ -55,6 +60,7 @@ func NewNames(prefix string) Names {
 		Enrolments:     prefix + Enrolments,
 		AlertIndex:     prefix + AlertIndex,
 		Questionnaires: prefix + Questionnaires,
+		Audit:          prefix + Audit,
 		SubjectTable:   Group(prefix, SubjectGroup) + "-table",
 	}
 }
@@ -95,7 +101,8 @@ func MinInsyncReplicas(replication int) string {
 
 // Catalogue returns every topic of one environment. Submissions are the
 // system of record and are kept forever; derived topics can be rebuilt from
-// them and keep 30 days; the subject table is compacted.
+// them and keep 30 days; the subject table is compacted; the audit trail
+// is kept forever.
 func Catalogue(prefix string, partitions int, replication int) []Spec {
 	n := NewNames(prefix)
 	minISR := MinInsyncReplicas(replication)
@@ -119,5 +126,6 @@ func Catalogue(prefix string, partitions int, replication int) []Spec {
 		spec(n.Enrolments, "compact", 0),
 		spec(n.AlertIndex, "compact", 0),
 		spec(n.Questionnaires, "compact", 0),
+		spec(n.Audit, "delete", -1),
 	}
 }

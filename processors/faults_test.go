@@ -71,7 +71,8 @@ func stackCtl(t *testing.T, verb string, service ...string) {
 }
 
 // ClickHouse stops for 30 s or more during the load (until the sink's
-// buffer has filled towards its bound): nothing is lost, nothing is
+// buffer has filled towards its bound), after the warehouse has inserted
+// the load's first rows: nothing is lost, nothing is
 // doubled, the buffer stays under its bound, and the group catches up by
 // itself once ClickHouse is back.
 func TestFaultClickHouseDownForThirtySeconds(t *testing.T) {
@@ -87,12 +88,24 @@ func TestFaultClickHouseDownForThirtySeconds(t *testing.T) {
 	// bound, depending on how the rows spread over the partitions.
 	wh := s.startWithEnv("warehouse", []string{"ADMIN_ADDR=" + admin},
 		"--group", "warehouse", "--batch-rows", strconv.Itoa(bound), "--max-buffered", strconv.Itoa(bound), "--state-dir", t.TempDir())
-	produced := make(chan struct{})
-	go func() { s.produce(records); close(produced) }()
-	time.Sleep(2 * time.Second)
-
+	// A first part of the load is inserted before ClickHouse stops; the
+	// rest (55,000 records, more than the bound) arrives while it is down,
+	// so the bound is reached however fast the groups run: when all of
+	// the load came first, a fast run had inserted most of it before the
+	// outage and never filled the buffer.
+	const before = 5_000
+	s.produce(records[:before])
+	inserted := 0.0
+	for deadline := time.Now().Add(2 * time.Minute); inserted == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the warehouse inserted nothing of the first %d records; log:\n%s", before, tail(wh.log))
+		}
+		inserted, _ = metricSum(admin, "eprostream_chsink_inserted_rows_total")
+	}
 	stackCtl(t, "down")
 	t.Cleanup(func() { _ = exec.Command("bash", "../devstack/stack.sh", "up", "clickhouse").Run() })
+	produced := make(chan struct{})
+	go func() { s.produce(records[before:]); close(produced) }()
 	// Down for 30 s, and on (at most 2 minutes in all) until the buffer has
 	// filled towards its bound, so the bound is tested however fast the
 	// groups run on the machine (the race detector slows them).

@@ -16,6 +16,10 @@ const (
 	lookupQuerySize = 3 << 20
 )
 
+// attemptTimeout bounds one insert attempt (its offset read, id lookups
+// and send).
+const attemptTimeout = 30 * time.Second
+
 // flush inserts what lane l holds, retrying until it succeeds or ctx ends;
 // then the rows go back to the lane for the final drain.
 func (s *Sink) flush(ctx context.Context, l *lane) {
@@ -31,11 +35,24 @@ func (s *Sink) flush(ctx context.Context, l *lane) {
 			s.fail(rows, commits, ErrRevoked)
 			return
 		}
-		err := s.insert(ctx, l, rows, commits)
+		// An attempt under way is not cut short when ctx ends (a stop):
+		// cancelled mid-send, its rows could be stored with the answer
+		// lost. It gets attemptTimeout instead; ctx is checked between
+		// attempts.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+		err := s.insert(actx, l, rows, commits)
+		cancel()
 		if err == nil {
 			s.release(len(rows))
 			return
 		}
+		// The insert's outcome is unknown: the server may have stored the
+		// rows and the answer been lost (or cancelled). The next attempt,
+		// this one's retry or the final drain, reads the highest stored
+		// offset from the table again; the id index alone cannot tell, as
+		// ClickHouse fills it through a materialized view, not atomically
+		// with the table.
+		l.stale.Store(true)
 		if ctx.Err() != nil {
 			l.putBack(rows, commits)
 			return

@@ -37,7 +37,7 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "id:       %s\nstudies:  %s\nroles:    %s\nexpires:  %s\ntoken:    %s\n",
 				k.ID, strings.Join(k.Studies, ","), strings.Join(k.Roles, ","), k.ExpiresAt.Format(time.RFC3339), token)
-			return trail.record(cmd.Context(), audit.KeyCreated(k, audit.CLI()))
+			return trail.recorded(cmd.Context(), audit.KeyCreated(k, audit.CLI()))
 		},
 	}
 	create.Flags().StringVar(&spec.Name, "name", "", "who the key is for (required)")
@@ -94,7 +94,7 @@ func newAPIKeyCmd(a *app) *cobra.Command {
 				return fmt.Errorf("revoke %s: %w", args[0], err)
 			}
 			fmt.Fprintf(a.stdout, "revoked %s (%s) at %s\n", k.ID, k.Name, k.RevokedAt.Format(time.RFC3339))
-			return trail.record(cmd.Context(), audit.KeyRevoked(k, audit.CLI()))
+			return trail.recorded(cmd.Context(), audit.KeyRevoked(k, audit.CLI()))
 		},
 	}
 	cmd.AddCommand(create, list, revoke)

@@ -21,13 +21,20 @@ func openAudit(a *app) (*auditTrail, error) {
 	return &auditTrail{em: em}, nil
 }
 
-// record writes e, waiting up to 30 s for Kafka. The action is done by
-// then: an error says so, and which event to look for.
+// record writes e, waiting up to 30 s for Kafka; an error names the event.
 func (t *auditTrail) record(ctx context.Context, e codecs.AuditEvent) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := t.em.Emit(ctx, e); err != nil {
-		return fmt.Errorf("done, but its audit event %s was not written to epro-audit: %w", e.AuditID, err)
+		return fmt.Errorf("its audit event %s was not written to epro-audit: %w", e.AuditID, err)
+	}
+	return nil
+}
+
+// recorded is record for an action already done: the error says so.
+func (t *auditTrail) recorded(ctx context.Context, e codecs.AuditEvent) error {
+	if err := t.record(ctx, e); err != nil {
+		return fmt.Errorf("done, but %w", err)
 	}
 	return nil
 }

@@ -93,10 +93,9 @@ func dependencyChecks(a *app) ([]connect.Check, func(), error) {
 
 // starting logs the configuration (its secrets redacted) and asks each of
 // services (kafka, redis, clickhouse) once before a long-running command
-// starts: a wrong password, an untrusted
-// certificate or a TLS mismatch stops it here with a message naming the
-// service; a service that does not answer yet is logged, and the command
-// starts and waits for it.
+// starts: a wrong password, an untrusted certificate or a TLS mismatch
+// stops it here with a message naming the service; a service that does not
+// answer yet is logged, and the command starts and waits for it.
 func starting(ctx context.Context, a *app, services ...string) error {
 	a.log.Info("configuration", "config", a.cfg)
 	checks, closeAll, err := dependencyChecks(a)

@@ -36,7 +36,7 @@ func newWebhookCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "id:       %s\nurl:      %s\nstudies:  %s\nseverity: %s and above\nsecret:   %s\n",
 				sub.ID, sub.URL, strings.Join(sub.Studies, ","), sub.MinSeverity, secret)
-			return trail.record(cmd.Context(), audit.WebhookCreated(sub, audit.CLI()))
+			return trail.recorded(cmd.Context(), audit.WebhookCreated(sub, audit.CLI()))
 		},
 	}
 	create.Flags().StringVar(&spec.Name, "name", "", "who the subscription is for")

@@ -139,14 +139,16 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 func (p *processor) onAudit(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
 	v, err := codecs.JSON[codecs.AuditEvent]{}.Decode(raw)
-	if err == nil {
-		err = v.(codecs.AuditEvent).Validate()
-	}
 	if err != nil {
 		p.deadLetter(ctx, "audit", dlq.ClassDecode, raw, err)
 		return
 	}
-	row, err := AuditRow(v.(codecs.AuditEvent), p.source(ctx))
+	e := v.(codecs.AuditEvent)
+	if err := e.Validate(); err != nil {
+		p.deadLetter(ctx, "audit", dlq.ClassValidate, raw, err)
+		return
+	}
+	row, err := AuditRow(e, p.source(ctx))
 	p.add(ctx, "audit", AuditEvents, raw, row, err)
 }
 

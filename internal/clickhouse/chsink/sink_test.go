@@ -147,61 +147,43 @@ func TestRetryAfterFailedSendInsertsOnceAndAcksAfterSuccess(t *testing.T) {
 	}
 }
 
-// TestRetryAfterLostReplySkipsRowsStoredByTheFailedSend: the first Send
-// writes the batch but its reply is lost (an error); the retry reads the
-// stored offset again, finds the rows there and does not insert them
-// again (nor look their ids up: the offsets already tell).
-func TestRetryAfterLostReplySkipsRowsStoredByTheFailedSend(t *testing.T) {
-	conn := newFakeConn()
-	var attempts atomic.Int32
-	conn.sendHook = func(context.Context, []record) error {
-		if attempts.Add(1) == 1 {
-			return errWrittenThenFailed
-		}
-		return nil
-	}
-	s, _ := newTestSink(conn, Config{MaxRows: 3, MaxDelay: time.Hour,
-		RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond})
-	ctx := context.Background()
-	for off := int64(0); off < 3; off++ {
-		if err := s.Add(ctx, idTable, testRow(0, off, fmt.Sprintf("m-%d", off)), conn.commitFunc(0, off)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	checkLane(t, conn, idTable.Name, 0, offsets(0, 3))
-	if _, maxq, idq := conn.counts(); maxq != 2 || idq != 1 {
-		t.Errorf("%d reads of the stored offset and %d id lookups, want 2 (one per attempt) and 1 (the first attempt's)", maxq, idq)
-	}
-}
-
-// TestRetryAfterLostReplyReadsTheStoredOffsetAgain: in a table without an
-// id index (or one whose index lags its table: ClickHouse fills it through
-// a materialized view, not atomically with the insert), the first Send
-// writes the batch but its reply is lost; the retry reads the highest
-// stored offset from the table again and inserts nothing twice.
-func TestRetryAfterLostReplyReadsTheStoredOffsetAgain(t *testing.T) {
-	conn := newFakeConn()
-	var attempts atomic.Int32
-	conn.sendHook = func(context.Context, []record) error {
-		if attempts.Add(1) == 1 {
-			return errWrittenThenFailed
-		}
-		return nil
-	}
-	s, _ := newTestSink(conn, Config{MaxRows: 3, MaxDelay: time.Hour,
-		RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond})
-	ctx := context.Background()
-	for off := int64(0); off < 3; off++ {
-		if err := s.Add(ctx, plainTable, testRow(0, off, ""), conn.commitFunc(0, off)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if attempts.Load() == 0 {
-		t.Fatal("no insert was attempted")
-	}
-	checkLane(t, conn, plainTable.Name, 0, offsets(0, 3))
-	if _, maxq, _ := conn.counts(); maxq != 2 {
-		t.Errorf("%d reads of the stored offset, want 2 (before the first attempt and again before the retry)", maxq)
+// TestRetryAfterLostReplyInsertsNothingTwice: the first Send writes the
+// batch but its reply is lost (an error). The retry reads the highest
+// stored offset from the table again and inserts nothing twice: in a table
+// with an id index (without looking the ids up again: the offsets already
+// tell) and in one without (or whose index lags its table: ClickHouse
+// fills it through a materialized view, not atomically with the insert).
+func TestRetryAfterLostReplyInsertsNothingTwice(t *testing.T) {
+	for _, c := range []struct {
+		table     *Table
+		idLookups int
+	}{{idTable, 1}, {plainTable, 0}} {
+		t.Run(c.table.Name, func(t *testing.T) {
+			conn := newFakeConn()
+			var attempts atomic.Int32
+			conn.sendHook = func(context.Context, []record) error {
+				if attempts.Add(1) == 1 {
+					return errWrittenThenFailed
+				}
+				return nil
+			}
+			s, _ := newTestSink(conn, Config{MaxRows: 3, MaxDelay: time.Hour,
+				RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond})
+			ctx := context.Background()
+			for off := int64(0); off < 3; off++ {
+				if err := s.Add(ctx, c.table, testRow(0, off, fmt.Sprintf("m-%d", off)), conn.commitFunc(0, off)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if attempts.Load() == 0 {
+				t.Fatal("no insert was attempted")
+			}
+			checkLane(t, conn, c.table.Name, 0, offsets(0, 3))
+			if _, maxq, idq := conn.counts(); maxq != 2 || idq != c.idLookups {
+				t.Errorf("%d reads of the stored offset and %d id lookups, want 2 (before the first attempt and again before the retry) and %d",
+					maxq, idq, c.idLookups)
+			}
+		})
 	}
 }
 

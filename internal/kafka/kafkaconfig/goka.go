@@ -35,8 +35,9 @@ func GokaOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.Pro
 	}
 }
 
-// ProcessorRetries and processorBackoff are how long a processor's producer
-// keeps retrying a record Kafka does not take: ProcessorOutage in all.
+// ProcessorRetries attempts, processorBackoff apart (100 ms doubling to
+// processorBackoffMax), are how long a processor's producer keeps retrying
+// a record Kafka does not take: ProcessorOutage in all.
 const (
 	ProcessorRetries    = 1000
 	processorBackoffMax = 2 * time.Second
@@ -56,17 +57,17 @@ func processorBackoff(retries, _ int) time.Duration {
 	return min(100*time.Millisecond<<min(retries, 5), processorBackoffMax)
 }
 
-// ProcessorSarama is Sarama for goka processors: their producer retries
-// a record until Kafka takes it, through an outage of up to ProcessorOutage. sarama keeps a
-// partition's records in order while it retries, but once one record has
-// used up its retries it reports that record failed and goes on with the
-// later ones, which have retries left: those would land before the failed
-// record's second copy, sent after the group restarts, and a subject's
-// reports would be folded out of order (a streak or a worsening rule
-// firing on another report). With the budget above the whole outage, no
-// record fails while a later one succeeds. Emitters and the gateway keep
-// the short budget of Sarama: a request is answered 503 in seconds, and
-// its client retries it.
+// ProcessorSarama is Sarama for goka processors: their producer retries a
+// record until Kafka takes it, through an outage of up to ProcessorOutage.
+// sarama keeps a partition's records in order while it retries, but once
+// one record has used up its retries it reports that record failed and
+// goes on with the later ones, which have retries left: those would land
+// before the failed record's second copy, sent after the group restarts,
+// and a subject's reports would be folded out of order (a streak or a
+// worsening rule firing on another report). With the budget above the
+// whole outage, no record fails while a later one succeeds. Emitters and
+// the gateway keep the short budget of Sarama: a request is answered 503
+// in seconds, and its client retries it.
 func (c Conn) ProcessorSarama(clientID string) *sarama.Config {
 	cfg := c.Sarama(clientID)
 	cfg.Producer.Retry.Max = ProcessorRetries

@@ -13,7 +13,8 @@ import (
 // Registrar changes enrolments: under the subject's registry lock (so two
 // gateways, or a gateway and `eprostream enroll`, never write conflicting
 // revisions), it reads the current binding, lets the caller decide, and
-// writes the new revision (acks=all) where something changed.
+// writes the new revision (acks=all) where something changed, with the
+// binding it replaces (the audit trail's "before").
 //
 // The current binding is the newer of the local roster's and the lock's
 // record (fencedlock), which every writer stores after Kafka acknowledged
@@ -75,6 +76,11 @@ func (r Registrar) Change(ctx context.Context, subject string,
 		return cur, found, Conflict, nil
 	case found && next == cur:
 		return cur, found, Unchanged, nil
+	}
+	next.Previous = nil
+	if found {
+		before := cur.Binding()
+		next.Previous = &before
 	}
 	if err := r.Sender.Emit(ctx, next); err != nil {
 		return cur, found, Conflict, fmt.Errorf("catalog: write enrolment: %w", err)

@@ -5,15 +5,18 @@ import (
 	"time"
 )
 
-// Audited actions. Enrolments and operator commands are their own audit
-// records (epro-enrolments, epro-commands carry who and when); the
-// warehouse lands them in audit_events beside these.
+// Audited actions. Enrolment revisions and acknowledgements are their own
+// audit records (epro-enrolments and epro-commands carry who and when,
+// and a revision the binding it replaced); the warehouse lands them in
+// audit_events beside these. A plan adjustment is recorded here by the
+// subject group when it applies it, with the plan it replaced.
 const (
 	AuditKeyCreate     = "apikey.create"
 	AuditKeyRevoke     = "apikey.revoke"
 	AuditWebhookCreate = "webhook.create"
 	AuditWebhookDelete = "webhook.delete"
 	AuditRulesLoaded   = "rules.loaded"
+	AuditPlanAdjust    = "plan.adjust"
 )
 
 // AuditEvent is one operator action: the value of epro-audit, keyed by its
@@ -27,12 +30,14 @@ type AuditEvent struct {
 	Action  string `json:"action"`
 	// Actor is who acted: "key:<API key id>", "cli:<operating-system
 	// user>" or "group:<goka group>".
-	Actor   string          `json:"actor"`
-	At      time.Time       `json:"at"` // server time
-	StudyID string          `json:"study_id,omitempty"`
-	Target  string          `json:"target"` // the key id, subscription id or rule set version
-	Before  json.RawMessage `json:"before,omitempty"`
-	After   json.RawMessage `json:"after,omitempty"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"` // server time
+	StudyID string    `json:"study_id,omitempty"`
+	// SubjectID is the subject the action concerns, if any.
+	SubjectID string          `json:"subject_id,omitempty"`
+	Target    string          `json:"target"` // the key id, subscription id, rule set version or subject id
+	Before    json.RawMessage `json:"before,omitempty"`
+	After     json.RawMessage `json:"after,omitempty"`
 }
 
 func (a AuditEvent) wireVersion() int { return a.V }
@@ -44,7 +49,7 @@ func (a AuditEvent) Validate() error {
 		errs.add("audit_id", "is required")
 	}
 	switch a.Action {
-	case AuditKeyCreate, AuditKeyRevoke, AuditWebhookCreate, AuditWebhookDelete, AuditRulesLoaded:
+	case AuditKeyCreate, AuditKeyRevoke, AuditWebhookCreate, AuditWebhookDelete, AuditRulesLoaded, AuditPlanAdjust:
 	default:
 		errs.add("action", "%q is not an audited action", a.Action)
 	}
@@ -58,5 +63,6 @@ func (a AuditEvent) Validate() error {
 		errs.add("target", "is required")
 	}
 	checkID(&errs, "study_id", a.StudyID, false)
+	checkID(&errs, "subject_id", a.SubjectID, false)
 	return errs.err()
 }

@@ -33,6 +33,22 @@ type Enrolment struct {
 	By string `json:"by"`
 	// At is when this revision was made (server time).
 	At time.Time `json:"at"`
+	// Previous is the binding this revision replaced (absent on the
+	// first): the audit trail's "before" of a transfer or withdrawal.
+	Previous *EnrolmentBinding `json:"previous,omitempty"`
+}
+
+// EnrolmentBinding is what a revision said: study, site, status.
+type EnrolmentBinding struct {
+	StudyID  string `json:"study_id"`
+	SiteID   string `json:"site_id"`
+	Status   string `json:"status"`
+	Revision int    `json:"revision"`
+}
+
+// Binding is e's study, site, status and revision.
+func (e Enrolment) Binding() EnrolmentBinding {
+	return EnrolmentBinding{StudyID: e.StudyID, SiteID: e.SiteID, Status: e.Status, Revision: e.Revision}
 }
 
 func (e Enrolment) wireVersion() int { return e.V }

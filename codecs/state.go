@@ -55,6 +55,9 @@ type SubjectState struct {
 	// the fencing token that wrote it.
 	Plan  json.RawMessage `json:"plan,omitempty"`
 	Fence int64           `json:"fence,omitempty"`
+	// PlanBefore is the plan that adjustment replaced, so its audit
+	// event can be sent again, the same, after a crash.
+	PlanBefore json.RawMessage `json:"plan_before,omitempty"`
 	// Pos is, per input ("clean", "commands"), the topic identity and the
 	// highest offset whose record changed this state. A subject's records
 	// all share one partition, so a record at or below it on the same topic
@@ -329,6 +332,7 @@ func (s SubjectState) Clone() SubjectState {
 	}
 	c.Acked = slices.Clone(s.Acked)
 	c.Plan = slices.Clone(s.Plan)
+	c.PlanBefore = slices.Clone(s.PlanBefore)
 	c.Outbox = slices.Clone(s.Outbox)
 	return c
 }

@@ -225,7 +225,7 @@ func (s *stack) inputs() map[string][]string {
 	return map[string][]string{
 		"intake":    {s.names.Submissions},
 		"subject":   {s.names.Clean, s.names.Commands},
-		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ, s.names.Commands, s.names.Enrolments, s.names.Audit},
+		"warehouse": {s.names.Clean, s.names.Alerts, s.names.DLQ, s.names.Commands, s.names.Enrolments, s.names.Audit, s.names.Questionnaires},
 	}
 }
 

@@ -552,7 +552,7 @@ func TestWarehouseInsertWhoseAnswerIsLostIsStoredOnce(t *testing.T) {
 // give a subject's and a key's history.
 func TestWarehouseAuditEventsOnceEach(t *testing.T) {
 	s := newStack(t, 3)
-	inserts := s.insertCopies("audit_events", "audit_id, action, actor, target")
+	inserts := s.insertCopies("audit_events", "audit_id, action, actor, target, before, after")
 	producer, err := sarama.NewSyncProducer(s.cfg.KafkaBrokers, kafkaconfig.Sarama("warehouse-test", s.cfg.DialTimeout))
 	if err != nil {
 		t.Fatal(err)
@@ -568,26 +568,33 @@ func TestWarehouseAuditEventsOnceEach(t *testing.T) {
 		sent = append(sent, &sarama.ProducerMessage{Topic: topic, Key: m.Key, Value: m.Value})
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	send(s.names.Commands, "S1", codecs.Command{V: 1, CommandID: "plan:S1:7", Kind: codecs.CommandPlanAdjusted, StudyID: "ONC-301", SubjectID: "S1", At: now, Fence: 7, Plan: json.RawMessage(`{"dose_mg":50}`), By: "k1"})
+	plan := codecs.Command{V: 1, CommandID: "plan:S1:7", Kind: codecs.CommandPlanAdjusted, StudyID: "ONC-301", SubjectID: "S1", At: now, Fence: 7, Plan: json.RawMessage(`{"dose_mg":50}`), By: "k1"}
+	send(s.names.Commands, "S1", plan) // in operator_commands, not in the trail: the subject group records it
+	send(s.names.Audit, "S1", audit.PlanAdjusted(plan, json.RawMessage(`{"dose_mg":25}`)))
 	send(s.names.Commands, "S1", codecs.Command{V: 1, CommandID: "ack:a-1", Kind: codecs.CommandAlertAcknowledged, StudyID: "ONC-301", SubjectID: "S1", At: now, AlertID: "a-1", By: "k2"})
 	send(s.names.Commands, "S1", codecs.Command{V: 1, CommandID: "sched:S1:1", Kind: codecs.CommandCheckSchedule, SubjectID: "S1", At: now})
 	ended := now
 	for _, e := range []codecs.Enrolment{
 		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-001", Status: codecs.EnrolmentActive, EnrolledAt: now, Revision: 1, By: "k1", At: now},
-		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-002", Status: codecs.EnrolmentActive, EnrolledAt: now, Revision: 2, By: "cli:nurse", At: now},
-		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-002", Status: codecs.EnrolmentWithdrawn, EnrolledAt: now, EndedAt: &ended, Revision: 3, By: "k1", At: now},
+		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-002", Status: codecs.EnrolmentActive, EnrolledAt: now, Revision: 2, By: "cli:nurse", At: now,
+			Previous: &codecs.EnrolmentBinding{StudyID: "ONC-301", SiteID: "SITE-001", Status: codecs.EnrolmentActive, Revision: 1}},
+		{V: 1, SubjectID: "S1", StudyID: "ONC-301", SiteID: "SITE-002", Status: codecs.EnrolmentWithdrawn, EnrolledAt: now, EndedAt: &ended, Revision: 3, By: "k1", At: now,
+			Previous: &codecs.EnrolmentBinding{StudyID: "ONC-301", SiteID: "SITE-002", Status: codecs.EnrolmentActive, Revision: 2}},
 	} {
 		send(s.names.Enrolments, e.SubjectID, e)
 	}
 	send(s.names.Audit, "k1", codecs.AuditEvent{V: 1, AuditID: "apikey.create:k1", Action: codecs.AuditKeyCreate, Actor: "cli:ops", At: now, StudyID: "ONC-301", Target: "k1", After: json.RawMessage(`{"id":"k1"}`)})
+	form := codecs.QuestionnaireRecord{V: 1, StudyID: "ONC-301", ID: "q1", URL: "https://forms.example.org/q1", Resource: json.RawMessage(`{"resourceType":"Questionnaire"}`), Revision: 1, By: "k1", At: now}
+	send(s.names.Questionnaires, "id:q1", form) // one put: keyed by its id and by its url
+	send(s.names.Questionnaires, "url:"+form.URL, form)
 	send(s.names.Audit, "w1", codecs.AuditEvent{V: 1, AuditID: "webhook.create:w1", Action: codecs.AuditWebhookCreate, Actor: "key:k1", At: now, StudyID: "ONC-301", Target: "w1"})
 
 	want := map[string]string{ // action|actor|target → 1 row each
 		"plan.adjust|key:k1|S1": "", "alert.acknowledge|key:k2|a-1": "",
 		"enrolment.enrol|key:k1|S1": "", "enrolment.transfer|cli:nurse|S1": "", "enrolment.withdraw|key:k1|S1": "",
-		"apikey.create|cli:ops|k1": "", "webhook.create|key:k1|w1": "",
+		"apikey.create|cli:ops|k1": "", "webhook.create|key:k1|w1": "", "questionnaire.put|key:k1|q1": "",
 	}
-	inputs := map[string][]string{"warehouse": {s.names.Commands, s.names.Enrolments, s.names.Audit}}
+	inputs := map[string][]string{"warehouse": {s.names.Commands, s.names.Enrolments, s.names.Audit, s.names.Questionnaires}}
 	check := func(when string) {
 		t.Helper()
 		if n := s.count("SELECT count() FROM {db}." + inserts); n != uint64(len(want)) {
@@ -603,6 +610,19 @@ func TestWarehouseAuditEventsOnceEach(t *testing.T) {
 	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
 	s.waitGroups(2*time.Minute, inputs, p)
 	check("after each action")
+	// Before and after: the binding a transfer replaced and the plan an
+	// adjustment replaced.
+	for _, c := range []struct{ action, before, after string }{
+		{"enrolment.transfer", `{"study_id":"ONC-301","site_id":"SITE-001","status":"active","revision":1}`, `"site_id":"SITE-002"`},
+		{"enrolment.withdraw", `{"study_id":"ONC-301","site_id":"SITE-002","status":"active","revision":2}`, `"status":"withdrawn"`},
+		{"enrolment.enrol", ``, `"site_id":"SITE-001"`},
+		{"plan.adjust", `{"dose_mg":25}`, `{"dose_mg":50}`},
+	} {
+		q := "SELECT count() FROM {db}." + inserts + " WHERE action = ? AND before = ? AND position(after, ?) > 0 AND position(after, 'previous') = 0"
+		if n := s.count(q, c.action, c.before, c.after); n != 1 {
+			t.Errorf("%s: %d rows with before %s and after holding %s; rows:\n%s", c.action, n, c.before, c.after, s.auditRows())
+		}
+	}
 	// Each sent again once the first is stored: the retries of a client
 	// that did not hear back, at new offsets.
 	for _, m := range sent {
@@ -631,8 +651,8 @@ func TestWarehouseAuditEventsOnceEach(t *testing.T) {
 	if n := s.count("SELECT count() FROM {db}.audit_events FINAL WHERE subject_id = 'S1'"); n != 5 {
 		t.Errorf("subject S1's history: %d events, want its 3 enrolment revisions, the plan and the acknowledgement", n)
 	}
-	if n := s.count("SELECT count() FROM {db}.audit_events FINAL WHERE actor = 'key:k1' OR target = 'k1'"); n != 5 {
-		t.Errorf("key k1's history: %d events, want what it did (plan, enrolment, withdrawal, webhook) and its creation", n)
+	if n := s.count("SELECT count() FROM {db}.audit_events FINAL WHERE actor = 'key:k1' OR target = 'k1'"); n != 6 {
+		t.Errorf("key k1's history: %d events, want what it did (plan, enrolment, withdrawal, webhook, questionnaire) and its creation", n)
 	}
 	if n := s.count("SELECT count() FROM {db}.audit_events WHERE after LIKE '%value%' OR after LIKE '%items%'"); n != 0 {
 		t.Errorf("%d audit rows hold a report's items", n)

@@ -1,6 +1,7 @@
 // Package audit builds the events of epro-audit: one per operator action
 // that leaves no other record (API keys created and revoked, webhook
-// subscriptions created and deleted, rule sets loaded). Each event's id is
+// subscriptions created and deleted, rule sets loaded, plan adjustments as
+// the subject group applies them). Each event's id is
 // fixed by the action, so sending it again after an error is safe: the
 // warehouse stores it once in audit_events. Events describe keys and
 // subscriptions without their secrets (an API key's hash included) and
@@ -14,6 +15,7 @@ import (
 	"encoding/json"
 	"os/user"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
@@ -111,4 +113,17 @@ func RulesLoaded(group string, set *rules.Set, at time.Time) codecs.AuditEvent {
 	after, _ := json.Marshal(map[string]any{"study": set.Study, "version": set.Version, "rules": len(set.Rules), "sha256": digest})
 	return codecs.AuditEvent{AuditID: codecs.AuditRulesLoaded + ":" + group + ":" + target + ":" + digest, Action: codecs.AuditRulesLoaded,
 		Actor: "group:" + group, At: at.UTC(), StudyID: study, Target: target, After: after}
+}
+
+// PlanAdjusted is the event of plan adjustment cmd as the subject group
+// applied it: before is the plan it replaced (none for a first plan). Its
+// id is the command's, so the group sending it again after a crash, or for
+// a repeat of the command, records it once.
+func PlanAdjusted(cmd codecs.Command, before json.RawMessage) codecs.AuditEvent {
+	actor := cmd.By
+	if !strings.HasPrefix(actor, "cli:") {
+		actor = Key(cmd.By)
+	}
+	return codecs.AuditEvent{V: codecs.WireVersion, AuditID: "command:" + cmd.CommandID, Action: codecs.AuditPlanAdjust, Actor: actor,
+		At: cmd.At.UTC(), StudyID: cmd.StudyID, SubjectID: cmd.SubjectID, Target: cmd.SubjectID, Before: before, After: cmd.Plan}
 }

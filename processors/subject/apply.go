@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/internal/audit"
 	"github.com/eprostream/eprostream/rules"
 )
 
@@ -49,7 +50,7 @@ func ApplyCommand(st codecs.SubjectState, cmd codecs.Command, set *rules.Set, no
 		if cmd.Fence <= next.Fence {
 			return st, nil, false, fmt.Errorf("%w: token %d, the plan was written with %d", ErrStaleFence, cmd.Fence, next.Fence)
 		}
-		next.Plan, next.Fence = cmd.Plan, cmd.Fence
+		next.PlanBefore, next.Plan, next.Fence = next.Plan, cmd.Plan, cmd.Fence
 	case codecs.CommandAlertAcknowledged:
 		if !slices.Contains(next.Acked, cmd.AlertID) {
 			next.Acked = append(next.Acked, cmd.AlertID)
@@ -70,4 +71,14 @@ func ApplyCommand(st codecs.SubjectState, cmd codecs.Command, set *rules.Set, no
 	next.MarkApplied(cmd.CommandID)
 	next.Remember(cmd.CommandID, alerts)
 	return next, alerts, true, nil
+}
+
+// PlanAudit is the audit event of plan adjustment cmd once st holds it (st
+// was written with cmd's token): the plan before and after. ok is false
+// for any other command, and for an adjustment a later one replaced.
+func PlanAudit(st codecs.SubjectState, cmd codecs.Command) (codecs.AuditEvent, bool) {
+	if cmd.Kind != codecs.CommandPlanAdjusted || st.Fence != cmd.Fence || !st.HasApplied(cmd.CommandID) {
+		return codecs.AuditEvent{}, false
+	}
+	return audit.PlanAdjusted(cmd, st.PlanBefore), true
 }

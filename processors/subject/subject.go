@@ -91,6 +91,7 @@ func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collec
 		goka.Persist(StateCodec{}),
 		goka.Output(goka.Stream(names.Alerts), codecs.JSON[codecs.Alert]{}),
 		goka.Output(goka.Stream(names.AlertIndex), codecs.JSON[codecs.AlertOwner]{}),
+		goka.Output(goka.Stream(names.Audit), codecs.JSON[codecs.AuditEvent]{}),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
 	), collectors
 }
@@ -247,6 +248,7 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 	if st.Replayed("commands", pos) {
 		p.applied.WithLabelValues("command", "replay").Inc()
 		p.resend(ctx, st.Raised(cmd.CommandID))
+		p.audit(ctx, st, cmd)
 		return
 	}
 	next, alerts, changed, err := ApplyCommand(st, cmd, p.deps.Rules.For(studyOf(st, cmd)), p.deps.Now())
@@ -257,6 +259,7 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 	if !changed {
 		p.applied.WithLabelValues("command", "unchanged").Inc()
 		p.resend(ctx, alerts)
+		p.audit(ctx, st, cmd)
 		return
 	}
 	next.Advance("commands", pos)
@@ -265,6 +268,16 @@ func (p *processor) onCommand(ctx goka.Context, msg any) {
 	}
 	p.applied.WithLabelValues("command", "applied").Inc()
 	p.emit(ctx, alerts)
+	p.audit(ctx, next, cmd)
+}
+
+// audit records plan adjustment cmd in the audit trail once st holds it;
+// a replay or a repeat of the command sends the same event again (same id,
+// so it is stored once), in case a crash lost the first.
+func (p *processor) audit(ctx goka.Context, st codecs.SubjectState, cmd codecs.Command) {
+	if e, ok := PlanAudit(st, cmd); ok {
+		ctx.Emit(goka.Stream(p.names.Audit), e.Target, e)
+	}
 }
 
 func studyOf(st codecs.SubjectState, cmd codecs.Command) string {

@@ -292,3 +292,67 @@ func TestAConflictingDuplicateIsDeadLettered(t *testing.T) {
 		t.Fatalf("%d reports, want 1", got.Reports)
 	}
 }
+
+// A plan adjustment is recorded in the audit trail as the group applies
+// it, with the plan it replaced; a stale one is not; a repeat of the
+// command, or its replay after a crash between the state write and the
+// event, sends the same event again (same id), so none is lost.
+func TestPlanAdjustmentsAreAuditedWithThePlanBefore(t *testing.T) {
+	h := newHarness(t)
+	events := h.tt.NewQueueTracker(h.names.Audit)
+	next := func() []codecs.AuditEvent {
+		var out []codecs.AuditEvent
+		for {
+			_, v, ok := events.Next()
+			if !ok {
+				return out
+			}
+			out = append(out, v.(codecs.AuditEvent))
+		}
+	}
+	plan := func(id string, fence int64, p string) []byte {
+		return commandRecord(codecs.Command{CommandID: id, Kind: codecs.CommandPlanAdjusted, StudyID: "ONC-301", At: t0, Fence: fence, Plan: json.RawMessage(p), By: "k1"})
+	}
+	want := func(when string, got []codecs.AuditEvent, id, before, after string) {
+		t.Helper()
+		if len(got) != 1 {
+			t.Fatalf("%s: %d audit events, want 1: %+v", when, len(got), got)
+		}
+		e := got[0]
+		if e.AuditID != "command:"+id || e.Action != codecs.AuditPlanAdjust || e.Actor != "key:k1" || e.SubjectID != subj ||
+			e.Target != subj || e.StudyID != "ONC-301" || string(e.Before) != before || string(e.After) != after || !e.At.Equal(t0) {
+			t.Fatalf("%s: event %+v (before %s, after %s), want %s with before %q and after %s", when, e, e.Before, e.After, id, before, after)
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+	}
+	h.tt.Consume(h.names.Commands, subj, plan("c1", 5, `{"dose_mg":50}`))
+	want("first plan", next(), "c1", "", `{"dose_mg":50}`)
+	h.tt.Consume(h.names.Commands, subj, plan("c2", 6, `{"dose_mg":75}`))
+	want("second plan", next(), "c2", `{"dose_mg":50}`, `{"dose_mg":75}`)
+	h.tt.Consume(h.names.Commands, subj, plan("c3", 4, `{"dose_mg":99}`))
+	if got := next(); len(got) != 0 {
+		t.Fatalf("a stale adjustment was audited: %+v", got)
+	}
+	h.tt.Consume(h.names.Commands, subj, plan("c2", 6, `{"dose_mg":75}`))
+	want("the command repeated", next(), "c2", `{"dose_mg":50}`, `{"dose_mg":75}`)
+	// A crash after the state write: the record comes again at or below
+	// the position the state holds.
+	st := h.state()
+	pos := st.Pos["commands"]
+	st.Pos["commands"] = codecs.InputPos{Topic: pos.Topic, Partition: pos.Partition, Offset: pos.Offset + 1000}
+	h.tt.SetTableValue(goka.Table(h.names.SubjectTable), subj, st)
+	h.tt.Consume(h.names.Commands, subj, plan("c2", 6, `{"dose_mg":75}`))
+	want("the command replayed", next(), "c2", `{"dose_mg":50}`, `{"dose_mg":75}`)
+	st.Pos["commands"] = pos
+	h.tt.SetTableValue(goka.Table(h.names.SubjectTable), subj, st)
+	// Once a later plan replaced it, a replay of the older command says
+	// nothing: its event was sent when it was applied.
+	h.tt.Consume(h.names.Commands, subj, plan("c4", 7, `{"dose_mg":80}`))
+	want("third plan", next(), "c4", `{"dose_mg":75}`, `{"dose_mg":80}`)
+	h.tt.Consume(h.names.Commands, subj, plan("c2", 6, `{"dose_mg":75}`))
+	if got := next(); len(got) != 0 {
+		t.Fatalf("a replaced adjustment was audited again: %+v", got)
+	}
+}

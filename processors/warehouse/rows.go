@@ -1,6 +1,8 @@
 package warehouse
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +50,8 @@ var (
 		IDTable: "enrolment_ids", IDColumn: "enrolment_id",
 	}
 	// AuditEvents is the audit trail: epro-audit's events, and the
-	// enrolments and operator commands, which are their own audit records.
+	// enrolment revisions, acknowledgements and questionnaire puts, which
+	// are their own audit records.
 	AuditEvents = &chsink.Table{
 		Name: "audit_events",
 		Columns: []string{"audit_id", "action", "actor", "at", "study_id", "subject_id", "target", "before", "after",
@@ -231,35 +234,31 @@ func AuditRow(a codecs.AuditEvent, src Source) (chsink.Row, error) {
 		return chsink.Row{}, err
 	}
 	return src.row(a.AuditID, a.Target,
-		a.AuditID, a.Action, a.Actor, a.At.UTC(), a.StudyID, "", a.Target, string(a.Before), string(a.After)), nil
+		a.AuditID, a.Action, a.Actor, a.At.UTC(), a.StudyID, a.SubjectID, a.Target, string(a.Before), string(a.After)), nil
 }
 
-// CommandAuditRow is the audit_events row of an operator command (a plan
-// adjustment or an acknowledgement); ok is false for the scheduler's
-// checks, which no operator made.
+// CommandAuditRow is the audit_events row of an acknowledgement; ok is
+// false for the other commands: a plan adjustment is recorded on
+// epro-audit by the subject group as it applies it (with the plan it
+// replaced), and the scheduler's checks are no operator's.
 func CommandAuditRow(c codecs.Command, src Source) (row chsink.Row, ok bool, err error) {
-	var action, target string
-	switch c.Kind {
-	case codecs.CommandPlanAdjusted:
-		action, target = "plan.adjust", c.SubjectID
-	case codecs.CommandAlertAcknowledged:
-		action, target = "alert.acknowledge", c.AlertID
-	default:
+	if c.Kind != codecs.CommandAlertAcknowledged {
 		return chsink.Row{}, false, nil
 	}
 	if err := checkTime("at", c.At); err != nil {
 		return chsink.Row{}, true, err
 	}
 	id := "command:" + c.CommandID
+	after, _ := json.Marshal(map[string]string{"alert_id": c.AlertID, "state": "acknowledged"})
 	return src.row(id, c.SubjectID,
-		id, action, Actor(c.By), c.At.UTC(), c.StudyID, c.SubjectID, target, "", string(c.Plan)), true, nil
+		id, "alert.acknowledge", Actor(c.By), c.At.UTC(), c.StudyID, c.SubjectID, c.AlertID, "", string(after)), true, nil
 }
 
 // EnrolmentAuditRow is the audit_events row of an enrolment revision: the
 // first is "enrolment.enrol", a withdrawal or completion says so, any other
-// later revision is a transfer. After is the revision as recorded (ids,
-// site, status, dates: no answer).
-func EnrolmentAuditRow(e codecs.Enrolment, raw []byte, src Source) (chsink.Row, error) {
+// later revision is a transfer. Before is the binding the revision
+// replaced, after the revision (ids, site, status, dates: no answer).
+func EnrolmentAuditRow(e codecs.Enrolment, src Source) (chsink.Row, error) {
 	if err := checkTime("at", e.At); err != nil {
 		return chsink.Row{}, err
 	}
@@ -272,9 +271,34 @@ func EnrolmentAuditRow(e codecs.Enrolment, raw []byte, src Source) (chsink.Row, 
 	case e.Revision <= 1:
 		action = "enrolment.enrol"
 	}
+	var before []byte
+	if e.Previous != nil {
+		before, _ = json.Marshal(e.Previous)
+	}
+	e.Previous = nil
+	after, _ := json.Marshal(e)
 	id := "enrolment:" + e.SubjectID + "#" + strconv.Itoa(e.Revision)
 	return src.row(id, e.SubjectID,
-		id, action, Actor(e.By), e.At.UTC(), e.StudyID, e.SubjectID, e.SubjectID, "", string(raw)), nil
+		id, action, Actor(e.By), e.At.UTC(), e.StudyID, e.SubjectID, e.SubjectID, string(before), string(after)), nil
+}
+
+// QuestionnaireAuditRow is the audit_events row of a Questionnaire a study
+// put: its id, url, revision and a digest of the resource as put (a form,
+// not an answer). epro-questionnaires holds each put twice (keyed by id
+// and by url); the warehouse lands the id-keyed one.
+func QuestionnaireAuditRow(q codecs.QuestionnaireRecord, src Source) (chsink.Row, error) {
+	if err := checkTime("at", q.At); err != nil {
+		return chsink.Row{}, err
+	}
+	sum := sha256.Sum256(q.Resource)
+	after, _ := json.Marshal(map[string]any{"id": q.ID, "url": q.URL, "revision": q.Revision, "sha256": hex.EncodeToString(sum[:])})
+	var before []byte
+	if q.Revision > 1 {
+		before, _ = json.Marshal(map[string]any{"id": q.ID, "url": q.URL, "revision": q.Revision - 1})
+	}
+	id := "questionnaire:" + q.StudyID + "/" + q.ID + "#" + strconv.Itoa(q.Revision)
+	return src.row(id, q.ID,
+		id, "questionnaire.put", Actor(q.By), q.At.UTC(), q.StudyID, "", q.ID, string(before), string(after)), nil
 }
 
 // Actor is the audit trail's actor for a record's By: an API key id

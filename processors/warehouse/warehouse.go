@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -53,6 +54,7 @@ func graph(names topics.Names, deps Deps) (*goka.GroupGraph, []prometheus.Collec
 		goka.Input(goka.Stream(names.Commands), new(codec.Bytes), p.onCommand),
 		goka.Input(goka.Stream(names.Enrolments), new(codec.Bytes), p.onEnrolment),
 		goka.Input(goka.Stream(names.Audit), new(codec.Bytes), p.onAudit),
+		goka.Input(goka.Stream(names.Questionnaires), new(codec.Bytes), p.onQuestionnaire),
 		goka.Output(goka.Stream(names.DLQ), new(codec.Bytes)),
 	), collectors
 }
@@ -152,6 +154,28 @@ func (p *processor) onAudit(ctx goka.Context, msg any) {
 	p.add(ctx, "audit", AuditEvents, raw, row, err)
 }
 
+func (p *processor) onQuestionnaire(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	if raw == nil || !strings.HasPrefix(ctx.Key(), "id:") {
+		// A tombstone, or the copy keyed by url: each put is landed from
+		// its id-keyed record, one partition, so the sink's id check
+		// (per partition) stores it once.
+		return
+	}
+	v, err := codecs.JSON[codecs.QuestionnaireRecord]{}.Decode(raw)
+	if err != nil {
+		p.deadLetter(ctx, "questionnaire", dlq.ClassDecode, raw, err)
+		return
+	}
+	q := v.(codecs.QuestionnaireRecord)
+	if err := q.Validate(); err != nil {
+		p.deadLetter(ctx, "questionnaire", dlq.ClassValidate, raw, err)
+		return
+	}
+	row, err := QuestionnaireAuditRow(q, p.source(ctx))
+	p.add(ctx, "questionnaire", AuditEvents, raw, row, err)
+}
+
 func (p *processor) onDead(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
 	p.add(ctx, "dlq", DLQEvents, raw, dlqRow(ctx, p.source(ctx), raw), nil)
@@ -169,7 +193,7 @@ func (p *processor) onEnrolment(ctx goka.Context, msg any) {
 	row, err := EnrolmentRow(v.(codecs.Enrolment), p.source(ctx))
 	p.add(ctx, "enrolment", Enrolments, raw, row, err)
 	if err == nil {
-		audit, err := EnrolmentAuditRow(v.(codecs.Enrolment), raw, p.source(ctx))
+		audit, err := EnrolmentAuditRow(v.(codecs.Enrolment), p.source(ctx))
 		p.add(ctx, "enrolment", AuditEvents, raw, audit, err)
 	}
 }

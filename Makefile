@@ -98,6 +98,14 @@ bench-anchors: ## Kafka/Redis/ClickHouse anchor figures for bench/RESULTS.md
 bench-spine: up ## spine throughput beside a sarama pass-through, table recovery
 	$(GO) run ./bench/spinebench -records 200000
 
+PEER_DIR ?=
+PEER_RECORDS ?= 500000
+bench-peer: ## the subject group beside the Kafka Streams peer in PEER_DIR, same records, twice alternating: rates, ratio, equal alert ids
+	@if [ -z "$(PEER_DIR)" ] || [ ! -x "$(PEER_DIR)/run.sh" ]; then \
+	  echo "bench-peer: PEER_DIR must name the directory of the Kafka Streams peer (the one with run.sh; it needs Java 17 and Maven, see bench/RESULTS.md), e.g. make bench-peer PEER_DIR=/path/to/kstreams" >&2; exit 2; fi
+	$(MAKE) up
+	$(GO) run ./bench/spinebench -peer "$(abspath $(PEER_DIR))" -records $(PEER_RECORDS)
+
 bench-sink: up ## warehouse sink beside a bare PrepareBatch loop, latency at 5k rows/s
 	$(GO) run ./bench/sinkbench -rows 500000
 

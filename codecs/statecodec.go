@@ -1,6 +1,20 @@
 package codecs
 
-import "fmt"
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	json "github.com/goccy/go-json"
+	"github.com/tinylib/msgp/msgp"
+)
+
+// The subject table's binary format is MessagePack through code generated
+// by msgp (state_msgp.go, alert_msgp.go: run `go generate ./codecs` after
+// changing SubjectState or Alert), with the JSON field names as keys, so
+// a field added later is read as absent from older records.
+//go:generate go tool msgp -file state.go -o state_msgp.go -tests=false -io=false -d "tag json" -d "ignore AppliedIDs AppliedSums" -d "shim json.RawMessage as:[]byte using:rawToBytes/rawFromBytes"
+//go:generate go tool msgp -file alert.go -o alert_msgp.go -tests=false -io=false -d "tag json" -d "timezone utc" -d "ignore AlertOwner"
 
 // Bounds of one subject's state, enforced by the subject group before it
 // writes: a record that would exceed one is dead-lettered and the state is
@@ -15,10 +29,44 @@ const (
 // group to check its size before handing it to the table.
 type EncodedState []byte
 
+// StateFormatV1 is the first byte of a binary subject-table record: one
+// version byte, then the state as MessagePack. A record that starts with
+// '{' is the JSON of earlier releases, and still decodes.
+const StateFormatV1 byte = 0x01
+
 // EncodeState encodes st as the table stores it.
 func EncodeState(st SubjectState) (EncodedState, error) {
-	b, err := JSON[SubjectState]{}.Encode(st)
-	return EncodedState(b), err
+	b, err := st.MarshalMsg(append(make([]byte, 0, 1+st.Msgsize()), StateFormatV1))
+	if err != nil {
+		return nil, fmt.Errorf("codecs: encode subject state: %w", err)
+	}
+	return EncodedState(b), nil
+}
+
+// DecodeState decodes a subject-table record of either format: binary
+// (StateFormatV1) or the JSON of earlier releases.
+func DecodeState(data []byte) (SubjectState, error) {
+	if len(data) == 0 || data[0] != StateFormatV1 {
+		v, err := JSON[SubjectState]{}.Decode(data)
+		if err != nil {
+			return SubjectState{}, err
+		}
+		return v.(SubjectState), nil
+	}
+	if len(data) > MaxSubmissionBytes*4 {
+		return SubjectState{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data))
+	}
+	var st SubjectState
+	rest, err := st.UnmarshalMsg(data[1:])
+	switch {
+	case err != nil:
+		return SubjectState{}, fmt.Errorf("codecs: subject state: %w", err)
+	case len(rest) > 0:
+		return SubjectState{}, fmt.Errorf("codecs: subject state: %d bytes after the record", len(rest))
+	case st.V != WireVersion:
+		return SubjectState{}, fmt.Errorf("%w: %T v=%d", ErrUnknownVersion, st, st.V)
+	}
+	return st, nil
 }
 
 // UndecodableState is what StateCodec yields for a table value it cannot
@@ -38,17 +86,93 @@ type StateCodec struct{}
 
 // Encode implements goka.Codec.
 func (StateCodec) Encode(value any) ([]byte, error) {
-	if b, ok := value.(EncodedState); ok {
-		return b, nil
+	switch v := value.(type) {
+	case EncodedState:
+		return v, nil
+	case SubjectState:
+		return EncodeState(v)
+	case *SubjectState:
+		return EncodeState(*v)
 	}
-	return JSON[SubjectState]{}.Encode(value)
+	return nil, fmt.Errorf("codecs: cannot encode %T as a subject state", value)
 }
 
 // Decode implements goka.Codec.
 func (StateCodec) Decode(data []byte) (any, error) {
-	v, err := JSON[SubjectState]{}.Decode(data)
+	st, err := DecodeState(data)
 	if err != nil {
 		return UndecodableState{Reason: fmt.Sprintf("%d bytes: %v", len(data), err)}, nil
 	}
-	return v, nil
+	return st, nil
 }
+
+func rawToBytes(r json.RawMessage) []byte   { return r }
+func rawFromBytes(b []byte) json.RawMessage { return json.RawMessage(b) }
+
+// MarshalMsg appends the hashes as one MessagePack bin, 8 bytes each,
+// big-endian (msgp.Marshaler).
+func (a AppliedIDs) MarshalMsg(b []byte) ([]byte, error) {
+	b = msgp.AppendBytesHeader(b, uint32(8*len(a)))
+	for _, h := range a {
+		b = binary.BigEndian.AppendUint64(b, h)
+	}
+	return b, nil
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler.
+func (a *AppliedIDs) UnmarshalMsg(b []byte) ([]byte, error) {
+	raw, rest, err := msgp.ReadBytesZC(b)
+	if err != nil {
+		return b, err
+	}
+	if len(raw)%8 != 0 {
+		return b, errors.New("applied: not a list of 8-byte hashes")
+	}
+	if len(raw) == 0 {
+		*a = nil
+		return rest, nil
+	}
+	out := make(AppliedIDs, len(raw)/8)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint64(raw[8*i:])
+	}
+	*a = out
+	return rest, nil
+}
+
+// Msgsize implements msgp.Sizer.
+func (a AppliedIDs) Msgsize() int { return msgp.BytesPrefixSize + 8*len(a) }
+
+// MarshalMsg appends the sums as one MessagePack bin, 4 bytes each,
+// big-endian (msgp.Marshaler).
+func (a AppliedSums) MarshalMsg(b []byte) ([]byte, error) {
+	b = msgp.AppendBytesHeader(b, uint32(4*len(a)))
+	for _, h := range a {
+		b = binary.BigEndian.AppendUint32(b, h)
+	}
+	return b, nil
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler.
+func (a *AppliedSums) UnmarshalMsg(b []byte) ([]byte, error) {
+	raw, rest, err := msgp.ReadBytesZC(b)
+	if err != nil {
+		return b, err
+	}
+	if len(raw)%4 != 0 {
+		return b, errors.New("sums: not a list of 4-byte hashes")
+	}
+	if len(raw) == 0 {
+		*a = nil
+		return rest, nil
+	}
+	out := make(AppliedSums, len(raw)/4)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint32(raw[4*i:])
+	}
+	*a = out
+	return rest, nil
+}
+
+// Msgsize implements msgp.Sizer.
+func (a AppliedSums) Msgsize() int { return msgp.BytesPrefixSize + 4*len(a) }

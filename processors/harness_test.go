@@ -333,11 +333,11 @@ func (s *stack) alerts() (keys map[string]bool, ids map[string]bool) {
 func (s *stack) table() map[string]codecs.SubjectState {
 	out := map[string]codecs.SubjectState{}
 	for _, m := range s.readAll(s.names.SubjectTable) {
-		v, err := codecs.JSON[codecs.SubjectState]{}.Decode(m.Value)
+		v, err := codecs.DecodeState(m.Value)
 		if err != nil {
 			s.t.Fatalf("undecodable state: %v", err)
 		}
-		out[string(m.Key)] = v.(codecs.SubjectState)
+		out[string(m.Key)] = v
 	}
 	return out
 }

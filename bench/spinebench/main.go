@@ -38,8 +38,16 @@ import (
 func main() {
 	records := flag.Int("records", 200_000, "records per measurement")
 	subjects := flag.Int("subjects-per-site", 250, "subjects per site (2 studies x 10 sites)")
+	peer := flag.String("peer", "", "directory of the Kafka Streams peer (its run.sh): compare the subject group with it instead")
+	rounds := flag.Int("rounds", 2, "with -peer: rounds, alternating which runs first")
 	flag.Parse()
-	if err := run(*records, *subjects); err != nil {
+	var err error
+	if *peer != "" {
+		err = runPeer(*records, *subjects, *peer, *rounds)
+	} else {
+		err = run(*records, *subjects)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "spinebench:", err)
 		os.Exit(1)
 	}
@@ -53,30 +61,52 @@ type bench struct {
 	admin  sarama.ClusterAdmin
 }
 
-func run(n, perSite int) error {
+// newBench connects to the stack and creates the topics of a fresh prefix.
+func newBench(name string) (*bench, error) {
 	cfg, err := config.FromOSEnv()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cfg.TopicPrefix = fmt.Sprintf("bench-%d.", time.Now().Unix())
+	cfg.TopicPrefix = fmt.Sprintf("bench-%d-%s.", time.Now().Unix(), name)
 	b := &bench{cfg: cfg, names: topics.NewNames(cfg.TopicPrefix), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	admin, err := connect.KafkaAdmin(cfg, "spinebench")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer admin.Close()
 	specs := append(topics.Catalogue(cfg.TopicPrefix, cfg.Partitions, 1),
 		topics.Spec{Name: cfg.TopicPrefix + "passthrough", Partitions: int32(cfg.Partitions), ReplicationFactor: 1})
 	if err := topics.Migrate(context.Background(), admin, specs, b.log); err != nil {
-		return err
+		return nil, err
 	}
 	if b.client, err = sarama.NewClient(cfg.KafkaBrokers, kafkaconfig.Sarama("spinebench", cfg.DialTimeout)); err != nil {
-		return err
+		return nil, err
 	}
-	defer b.client.Close()
 	if b.admin, err = sarama.NewClusterAdminFromClient(b.client); err != nil {
+		_ = b.client.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bench) close() { _ = b.admin.Close() }
+
+func lagOf(b *bench, group string, in ...string) (int64, error) {
+	return consumerlag.Of(b.client, b.admin, group, in...)
+}
+
+func run(n, perSite int) error {
+	b, err := newBench("spine")
+	if err != nil {
 		return err
 	}
+	defer b.close()
+	cfg := b.cfg
+	admin, err := connect.KafkaAdmin(cfg, "spinebench")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
 
 	raw, clean, err := b.prepare(n, perSite)
 	if err != nil {

@@ -15,7 +15,8 @@ import (
 
 // BenchmarkStateAfter30Days folds 30 simulated days of 200 subjects into
 // their states and reports the encoded size of a subject-table record (mean
-// and max), and the cost of applying one submission.
+// and max; jsonB is the mean in the JSON format of earlier releases), and
+// the cost of applying one submission.
 func BenchmarkStateAfter30Days(b *testing.B) {
 	clean := thirtyDays(b)
 	set := rules.Default()
@@ -29,13 +30,16 @@ func BenchmarkStateAfter30Days(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	total, largest := 0, 0
+	total, largest, jsonTotal := 0, 0, 0
 	for _, st := range states {
 		enc, _ := subject.StateCodec{}.Encode(st)
 		total += len(enc)
 		largest = max(largest, len(enc))
+		js, _ := codecs.JSON[codecs.SubjectState]{}.Encode(st)
+		jsonTotal += len(js)
 	}
 	b.ReportMetric(float64(total)/float64(len(states)), "B/subject")
+	b.ReportMetric(float64(jsonTotal)/float64(len(states)), "jsonB/subject")
 	b.ReportMetric(float64(largest), "maxB/subject")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(clean)), "ns/submission")
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -40,7 +41,20 @@ func main() {
 	subjects := flag.Int("subjects-per-site", 250, "subjects per site (2 studies x 10 sites)")
 	peer := flag.String("peer", "", "directory of the Kafka Streams peer (its run.sh): compare the subject group with it instead")
 	rounds := flag.Int("rounds", 2, "with -peer: rounds, alternating which runs first")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "spinebench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "spinebench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	if *peer != "" {
 		err = runPeer(*records, *subjects, *peer, *rounds)
@@ -48,6 +62,7 @@ func main() {
 		err = run(*records, *subjects)
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "spinebench:", err)
 		os.Exit(1)
 	}

@@ -143,11 +143,31 @@ type AppliedIDs []uint64
 
 // MarshalJSON implements json.Marshaler.
 func (a AppliedIDs) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 8*len(a))
-	for i, h := range a {
-		binary.BigEndian.PutUint64(b[8*i:], h)
+	return json.Marshal(base64.RawStdEncoding.EncodeToString(a.appendPacked(make([]byte, 0, 8*len(a)))))
+}
+
+// appendPacked appends the hashes to b, 8 bytes each, big-endian: the
+// bytes both the JSON and the binary state hold.
+func (a AppliedIDs) appendPacked(b []byte) []byte {
+	for _, h := range a {
+		b = binary.BigEndian.AppendUint64(b, h)
 	}
-	return json.Marshal(base64.RawStdEncoding.EncodeToString(b))
+	return b
+}
+
+// unpackApplied reads what appendPacked wrote; empty is nil.
+func unpackApplied(b []byte) (AppliedIDs, error) {
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("applied: not a list of 8-byte hashes")
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	out := make(AppliedIDs, len(b)/8)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint64(b[8*i:])
+	}
+	return out, nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -160,12 +180,9 @@ func (a *AppliedIDs) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	b, err := base64.RawStdEncoding.DecodeString(s)
-	if err != nil || len(b)%8 != 0 {
+	out, perr := unpackApplied(b)
+	if err != nil || perr != nil {
 		return fmt.Errorf("applied: not a base64 list of 8-byte hashes")
-	}
-	out := make(AppliedIDs, len(b)/8)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint64(b[8*i:])
 	}
 	*a = out
 	return nil
@@ -176,11 +193,30 @@ type AppliedSums []uint32
 
 // MarshalJSON implements json.Marshaler.
 func (a AppliedSums) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 4*len(a))
-	for i, h := range a {
-		binary.BigEndian.PutUint32(b[4*i:], h)
+	return json.Marshal(base64.RawStdEncoding.EncodeToString(a.appendPacked(make([]byte, 0, 4*len(a)))))
+}
+
+// appendPacked appends the sums to b, 4 bytes each, big-endian.
+func (a AppliedSums) appendPacked(b []byte) []byte {
+	for _, h := range a {
+		b = binary.BigEndian.AppendUint32(b, h)
 	}
-	return json.Marshal(base64.RawStdEncoding.EncodeToString(b))
+	return b
+}
+
+// unpackSums reads what appendPacked wrote; empty is nil.
+func unpackSums(b []byte) (AppliedSums, error) {
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("sums: not a list of 4-byte hashes")
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	out := make(AppliedSums, len(b)/4)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint32(b[4*i:])
+	}
+	return out, nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -190,12 +226,9 @@ func (a *AppliedSums) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	b, err := base64.RawStdEncoding.DecodeString(s)
-	if err != nil || len(b)%4 != 0 {
+	out, perr := unpackSums(b)
+	if err != nil || perr != nil {
 		return fmt.Errorf("sums: not a base64 list of 4-byte hashes")
-	}
-	out := make(AppliedSums, len(b)/4)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint32(b[4*i:])
 	}
 	*a = out
 	return nil

@@ -1,8 +1,6 @@
 package codecs
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	json "github.com/goccy/go-json"
@@ -109,69 +107,35 @@ func (StateCodec) Decode(data []byte) (any, error) {
 func rawToBytes(r json.RawMessage) []byte   { return r }
 func rawFromBytes(b []byte) json.RawMessage { return json.RawMessage(b) }
 
-// MarshalMsg appends the hashes as one MessagePack bin, 8 bytes each,
-// big-endian (msgp.Marshaler).
+// MarshalMsg appends the hashes as one MessagePack bin (msgp.Marshaler).
 func (a AppliedIDs) MarshalMsg(b []byte) ([]byte, error) {
-	b = msgp.AppendBytesHeader(b, uint32(8*len(a)))
-	for _, h := range a {
-		b = binary.BigEndian.AppendUint64(b, h)
-	}
-	return b, nil
+	return a.appendPacked(msgp.AppendBytesHeader(b, uint32(8*len(a)))), nil
 }
 
 // UnmarshalMsg implements msgp.Unmarshaler.
 func (a *AppliedIDs) UnmarshalMsg(b []byte) ([]byte, error) {
 	raw, rest, err := msgp.ReadBytesZC(b)
-	if err != nil {
-		return b, err
+	if err == nil {
+		*a, err = unpackApplied(raw)
 	}
-	if len(raw)%8 != 0 {
-		return b, errors.New("applied: not a list of 8-byte hashes")
-	}
-	if len(raw) == 0 {
-		*a = nil
-		return rest, nil
-	}
-	out := make(AppliedIDs, len(raw)/8)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint64(raw[8*i:])
-	}
-	*a = out
-	return rest, nil
+	return rest, err
 }
 
 // Msgsize implements msgp.Sizer.
 func (a AppliedIDs) Msgsize() int { return msgp.BytesPrefixSize + 8*len(a) }
 
-// MarshalMsg appends the sums as one MessagePack bin, 4 bytes each,
-// big-endian (msgp.Marshaler).
+// MarshalMsg appends the sums as one MessagePack bin (msgp.Marshaler).
 func (a AppliedSums) MarshalMsg(b []byte) ([]byte, error) {
-	b = msgp.AppendBytesHeader(b, uint32(4*len(a)))
-	for _, h := range a {
-		b = binary.BigEndian.AppendUint32(b, h)
-	}
-	return b, nil
+	return a.appendPacked(msgp.AppendBytesHeader(b, uint32(4*len(a)))), nil
 }
 
 // UnmarshalMsg implements msgp.Unmarshaler.
 func (a *AppliedSums) UnmarshalMsg(b []byte) ([]byte, error) {
 	raw, rest, err := msgp.ReadBytesZC(b)
-	if err != nil {
-		return b, err
+	if err == nil {
+		*a, err = unpackSums(raw)
 	}
-	if len(raw)%4 != 0 {
-		return b, errors.New("sums: not a list of 4-byte hashes")
-	}
-	if len(raw) == 0 {
-		*a = nil
-		return rest, nil
-	}
-	out := make(AppliedSums, len(raw)/4)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint32(raw[4*i:])
-	}
-	*a = out
-	return rest, nil
+	return rest, err
 }
 
 // Msgsize implements msgp.Sizer.

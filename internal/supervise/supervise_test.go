@@ -103,13 +103,14 @@ func TestHealthIsDownUntilTheRestart(t *testing.T) {
 	health := &supervise.Health{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	failed, again := make(chan struct{}), make(chan struct{})
+	checked, failed, again := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var runs atomic.Int32
 	go func() {
 		_ = supervise.Run(ctx, supervise.Config{Name: "warehouse", First: 300 * time.Millisecond, Max: time.Second},
 			supervise.Deps{Health: health}, func() (func(context.Context) error, error) {
 				return func(ctx context.Context) error {
 					if runs.Add(1) == 1 {
+						<-checked // the first run fails only after the check below
 						close(failed)
 						return errors.New("kafka: broker not connected")
 					}
@@ -122,6 +123,7 @@ func TestHealthIsDownUntilTheRestart(t *testing.T) {
 	if err := health.Check(ctx); err != nil {
 		t.Fatalf("before any failure: %v", err)
 	}
+	close(checked)
 	<-failed
 	deadline := time.Now().Add(250 * time.Millisecond)
 	var down error

@@ -71,3 +71,47 @@ func TestARecreatedTopicHasANewID(t *testing.T) {
 		t.Fatalf("the recreated topic kept the id %s", first)
 	}
 }
+
+// Load records each topic's partition count, which the warehouse compares
+// with its assignment to know whether it is the only writer.
+func TestLoadReadsPartitionCounts(t *testing.T) {
+	cfg := testenv.Kafka(t)
+	admin, err := connect.KafkaAdmin(cfg, "ids-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := cfg.TopicPrefix + "ids-partitions"
+	if err := admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.DeleteTopic(name)
+	client, err := sarama.NewClient(cfg.KafkaBrokers, kafkaconfig.Sarama("ids-test", cfg.DialTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var ids topics.Identities
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := ids.Load(client, name)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("load: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := ids.Partitions(name); n != 3 {
+		t.Errorf("Partitions(%s) = %d, want 3", name, n)
+	}
+	if n := ids.Partitions(name + "-absent"); n != 0 {
+		t.Errorf("an unknown topic has %d partitions, want 0", n)
+	}
+	var set topics.Identities
+	set.Set(map[string]string{name: ids.ID(name)})
+	if n := set.Partitions(name); n != 0 {
+		t.Errorf("after Set alone: %d partitions, want 0 (unknown)", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,6 +86,9 @@ type fakeConn struct {
 	sendHook func(ctx context.Context, rows []record) error
 	// appendHook, when set, can refuse a row in Append.
 	appendHook func(r record) error
+	// scanHook, when set, can fail the id filter's load (called with the
+	// fake's lock held).
+	scanHook func() error
 
 	mu           sync.Mutex
 	tables       map[string][]record
@@ -93,6 +97,8 @@ type fakeConn struct {
 	sendAttempts int
 	maxQueries   int // max-offset queries
 	idQueries    int
+	idLookedUp   int // ids in all lookups
+	idScans      int // id filter loads
 	openBatches  int
 }
 
@@ -183,6 +189,11 @@ func (c *fakeConn) QueryRow(ctx context.Context, query string, args ...any) driv
 	if err := ctx.Err(); err != nil {
 		return &fakeRow{err: err}
 	}
+	if len(args) == 0 && strings.HasPrefix(query, "SELECT count() FROM") { // the id filter's count
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return &fakeRow{vals: []uint64{uint64(len(c.ids[tableOf(query)]))}}
+	}
 	if len(args) < 1 {
 		return &fakeRow{err: fmt.Errorf("fake: %q without a partition argument", query)}
 	}
@@ -211,6 +222,21 @@ func (c *fakeConn) Query(ctx context.Context, query string, args ...any) (driver
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if len(args) == 0 { // the id filter's load: every id
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.scanHook != nil {
+			if err := c.scanHook(); err != nil {
+				return nil, err
+			}
+		}
+		c.idScans++
+		var all []string
+		for id := range c.ids[tableOf(query)] {
+			all = append(all, id)
+		}
+		return &fakeRows{ids: all, next: -1}, nil
+	}
 	if len(args) != 1 {
 		return nil, fmt.Errorf("fake: %q with %d arguments", query, len(args))
 	}
@@ -221,6 +247,7 @@ func (c *fakeConn) Query(ctx context.Context, query string, args ...any) (driver
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.idQueries++
+	c.idLookedUp += len(set.Value)
 	stored := c.ids[tableOf(query)]
 	var hits []string
 	for _, v := range set.Value {

@@ -76,7 +76,14 @@ func (s *Sink) insert(ctx context.Context, l *lane, rows []Row, commits []func(e
 	if err := s.loadMaxOffset(ctx, l); err != nil {
 		return err
 	}
-	fresh, err := s.fresh(ctx, l, rows)
+	f, trusted := s.holdFilter(ctx, l.table)
+	if f != nil {
+		defer f.use.RUnlock()
+	}
+	if !trusted {
+		f = nil
+	}
+	fresh, err := s.fresh(ctx, l, rows, f)
 	if err != nil {
 		return err
 	}
@@ -192,8 +199,11 @@ func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
 }
 
 // fresh returns the indexes of rows that are past the lane's highest stored
-// offset, not repeated earlier in rows, and whose id is not stored yet.
-func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row) ([]int, error) {
+// offset, not repeated earlier in rows, and whose id is not stored yet. With
+// a trusted filter f only the ids f may hold are looked up, and the fresh
+// ids are added to f before they are sent (an attempt whose outcome is
+// unknown may have stored them).
+func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row, f *idFilter) ([]int, error) {
 	var idx []int
 	seen := map[string]bool{}
 	for i, r := range rows {
@@ -211,15 +221,26 @@ func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row) ([]int, error) {
 	if l.table.IDTable == "" || len(idx) == 0 {
 		return idx, nil
 	}
-	stored, err := s.storedIDs(ctx, l.table, rows, idx)
-	if err != nil {
-		return nil, err
+	lookup := idx
+	if f != nil {
+		lookup = f.maybeStored(rows, idx)
 	}
+	stored := map[string]bool{}
+	if len(lookup) > 0 {
+		var err error
+		if stored, err = s.storedIDs(ctx, l.table, rows, lookup); err != nil {
+			return nil, err
+		}
+	}
+	s.m.lookedUp.WithLabelValues(l.table.Name).Add(float64(len(lookup)))
 	out := idx[:0]
 	for _, i := range idx {
 		if !stored[rows[i].ID] {
 			out = append(out, i)
 		}
+	}
+	if f != nil {
+		f.add(rows, out)
 	}
 	return out, nil
 }

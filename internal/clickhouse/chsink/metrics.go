@@ -12,6 +12,8 @@ type metrics struct {
 	duplicates    *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	retries       *prometheus.CounterVec
+	lookedUp      *prometheus.CounterVec
+	filterLoads   *prometheus.CounterVec
 	insertSeconds *prometheus.HistogramVec
 }
 
@@ -27,12 +29,16 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Name: "rejected_rows_total", Help: "Rows dead-lettered because they could not be encoded, by table."}, []string{"table"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "chsink",
 			Name: "insert_retries_total", Help: "Failed inserts that are retried, by table."}, []string{"table"}),
+		lookedUp: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "looked_up_ids_total", Help: "Ids looked up in the id index before an insert, by table."}, []string{"table"}),
+		filterLoads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eprostream", Subsystem: "chsink",
+			Name: "id_filter_loads_total", Help: "Loads of the in-memory id filter from the id index, by table."}, []string{"table"}),
 		insertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "eprostream", Subsystem: "chsink",
 			Name: "insert_seconds", Help: "Duration of successful inserts, by table.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"table"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.buffered, m.inserted, m.duplicates, m.rejected, m.retries, m.insertSeconds} {
+		for _, c := range []prometheus.Collector{m.buffered, m.inserted, m.duplicates, m.rejected, m.retries, m.lookedUp, m.filterLoads, m.insertSeconds} {
 			if err := reg.Register(c); err != nil {
 				return metrics{}, fmt.Errorf("chsink: metrics: %w", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -126,8 +127,14 @@ type Sink struct {
 	room     *semaphore.Weighted // one unit per buffered row
 	m        metrics
 
-	mu    sync.Mutex
-	lanes map[laneKey]*lane
+	// sole: the last Reassigned said this instance holds every partition of
+	// its sources, so nobody else writes its tables and the id filters may
+	// be trusted.
+	sole atomic.Bool
+
+	mu      sync.Mutex
+	lanes   map[laneKey]*lane
+	filters map[string]*idFilter // by table name
 }
 
 type laneKey struct {
@@ -153,7 +160,7 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 	}
 	return &Sink{conn: deps.Conn, database: cfg.Database, cfg: cfg, reject: deps.Reject, log: logging.OrDiscard(deps.Log),
 		inflight: semaphore.NewWeighted(int64(cfg.MaxInflight)), room: semaphore.NewWeighted(int64(cfg.MaxBuffered)),
-		m: m, lanes: map[laneKey]*lane{}}, nil
+		m: m, lanes: map[laneKey]*lane{}, filters: map[string]*idFilter{}}, nil
 }
 
 // Add buffers row for table; commit is called once the row is in
@@ -199,13 +206,26 @@ func (s *Sink) lane(t *Table, row Row) *lane {
 // partition side by side. The lane itself stays: if the partition comes
 // back, its next insert waits for one of the old assignment still under
 // way, then reads the stored offset again.
-func (s *Sink) Reassigned(partitions []int32) {
+//
+// all says that partitions are every partition of every topic the sink's
+// rows come from, so no other instance writes its tables: the sink then
+// trusts its id filters (loaded again now, since another instance may have
+// written meanwhile) and looks up only the ids they may hold; otherwise it
+// looks every id up.
+func (s *Sink) Reassigned(partitions []int32, all bool) {
 	held := make(map[int32]bool, len(partitions))
 	for _, p := range partitions {
 		held[p] = true
 	}
+	s.log.Info("clickhouse sink partitions reassigned", "partitions", len(partitions), "only_writer", all)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Stale before sole: an insert that sees the new sole sees the filter
+	// stale, and loads it once the inserts under way have ended.
+	for _, f := range s.filters {
+		f.stale.Store(true)
+	}
+	s.sole.Store(all)
 	for _, l := range s.lanes {
 		l.stale.Store(true)
 		if held[l.partition] {

@@ -498,7 +498,7 @@ func TestAReassignedLaneReadsItsStoredOffsetAgain(t *testing.T) {
 		t.Fatalf("lane after the first insert: %+v, want loaded with maxOffset 2", l)
 	}
 	conn.preload(plainTable.Name, testRow(0, 3, ""), testRow(0, 4, ""), testRow(0, 5, ""))
-	s.Reassigned([]int32{0})
+	s.Reassigned([]int32{0}, false)
 	add(3, 6)
 	if _, maxq, _ := conn.counts(); maxq != 2 {
 		t.Errorf("%d max-offset queries, want 2: the lane reads it again after the reassignment", maxq)
@@ -546,7 +546,7 @@ func TestARevokedPartitionsRowsAreFailed(t *testing.T) {
 	if got := gauge(t, reg, "eprostream_chsink_buffered_rows"); got != 6 {
 		t.Fatalf("buffered_rows = %v before the rebalance, want 6", got)
 	}
-	s.Reassigned([]int32{0})
+	s.Reassigned([]int32{0}, false)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(conn.commits(1)) < 3 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -569,7 +569,7 @@ func TestARevokedPartitionsRowsAreFailed(t *testing.T) {
 		t.Fatalf("%d rows stored, want partition 0's 3 only", n)
 	}
 	// Partition 1 comes back: its lane reads its stored offset, and inserts.
-	s.Reassigned([]int32{0, 1})
+	s.Reassigned([]int32{0, 1}, false)
 	_, before, _ := conn.counts()
 	if err := s.Add(ctx, idTable, testRow(1, 3, "m-1-3"), conn.commitFunc(1, 3)); err != nil {
 		t.Fatal(err)
@@ -610,8 +610,8 @@ func TestAPartitionThatComesBackWaitsForItsOldInsert(t *testing.T) {
 	oldDone := make(chan struct{})
 	go func() { defer close(oldDone); add() }()
 	<-inside
-	s.Reassigned(nil)        // revoked mid-insert
-	s.Reassigned([]int32{0}) // and back
+	s.Reassigned(nil, false)        // revoked mid-insert
+	s.Reassigned([]int32{0}, false) // and back
 	newDone := make(chan struct{})
 	go func() { defer close(newDone); add() }() // the same records, read again
 	time.Sleep(20 * time.Millisecond)
@@ -649,7 +649,7 @@ func TestARetryingInsertOfARevokedPartitionGivesUp(t *testing.T) {
 	for attempts.Load() < 3 {
 		time.Sleep(time.Millisecond)
 	}
-	s.Reassigned([]int32{0})
+	s.Reassigned([]int32{0}, false)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

@@ -78,12 +78,15 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 		// After a rebalance a partition may come back that another instance
 		// inserted rows of meanwhile: the sink reads its offset guards again,
 		// and drops what it holds of partitions now another instance's.
+		// Holding every partition (goka copartitions the inputs, so the
+		// clean topic's count is every input's), the instance is the only
+		// writer and the sink may trust its id filters.
 		opts = append(opts, goka.WithRebalanceCallback(func(a goka.Assignment) {
 			held := make([]int32, 0, len(a))
 			for p := range a {
 				held = append(held, p)
 			}
-			deps.Sink.Reassigned(held)
+			deps.Sink.Reassigned(held, holdsAll(held, deps.TopicIDs.Partitions(cfg.Names.Clean)))
 		}))
 	}
 	p, err := goka.NewProcessor(cfg.Brokers, g, opts...)
@@ -91,6 +94,22 @@ func New(cfg Config, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, 
 		return nil, fmt.Errorf("warehouse: %w", err)
 	}
 	return p, nil
+}
+
+// holdsAll reports whether held is every partition 0..n-1 (false when n,
+// the partition count, is unknown).
+func holdsAll(held []int32, n int) bool {
+	if n <= 0 || len(held) != n {
+		return false
+	}
+	seen := make(map[int32]bool, n)
+	for _, p := range held {
+		if p < 0 || int(p) >= n || seen[p] {
+			return false
+		}
+		seen[p] = true
+	}
+	return true
 }
 
 // source is where ctx's record was read.

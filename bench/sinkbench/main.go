@@ -58,8 +58,10 @@ func run(n, rate int) error {
 	}
 	fmt.Printf("| rows | %d submissions rows (PRO-CTCAE, NRS, vitals, PHQ-9 mix), 12 source partitions |\n", len(rows))
 
-	anchorDB, sinkDB, latDB := fmt.Sprintf("bench_anchor_%d", time.Now().Unix()), fmt.Sprintf("bench_sink_%d", time.Now().Unix()), fmt.Sprintf("bench_lat_%d", time.Now().Unix())
-	for _, db := range []string{anchorDB, sinkDB, latDB} {
+	now := time.Now().Unix()
+	anchorDB, sinkDB, sharedDB, latDB := fmt.Sprintf("bench_anchor_%d", now), fmt.Sprintf("bench_sink_%d", now),
+		fmt.Sprintf("bench_shared_%d", now), fmt.Sprintf("bench_lat_%d", now)
+	for _, db := range []string{anchorDB, sinkDB, sharedDB, latDB} {
 		if err := schema.Migrate(ctx, conn, db, log); err != nil {
 			return err
 		}
@@ -84,11 +86,16 @@ func run(n, rate int) error {
 	anchor := float64(len(rows)) / time.Since(start).Seconds()
 	fmt.Printf("| anchor: bare clickhouse-go PrepareBatch loop, 50k-row batches | %.0f rows/s |\n", anchor)
 
-	sinkRate, err := throughput(ctx, conn, sinkDB, rows, log)
+	sinkRate, err := throughput(ctx, conn, sinkDB, rows, true, log)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| chsink (dedup lookups, offsets, 4 concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", sinkRate, 100*sinkRate/anchor)
+	fmt.Printf("| chsink, the only writer (id filter, offsets, 4 concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", sinkRate, 100*sinkRate/anchor)
+	sharedRate, err := throughput(ctx, conn, sharedDB, rows, false, log)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| chsink, one of several writers (every id looked up, offsets, 4 concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", sharedRate, 100*sharedRate/anchor)
 
 	p50, p99, err := latency(ctx, conn, latDB, rows[:min(len(rows), rate*20)], rate, log)
 	if err != nil {
@@ -138,11 +145,19 @@ func joinCols() string {
 	return s
 }
 
-func throughput(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row, log *slog.Logger) (float64, error) {
+// partitions are the rows' source partitions, as the warehouse's
+// rebalance callback passes them.
+var partitions = []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+
+// throughput adds rows to a sink over db and returns rows per second up to
+// the last commit; sole: the sink holds every partition (one warehouse
+// instance), else it looks every id up (several instances).
+func throughput(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row, sole bool, log *slog.Logger) (float64, error) {
 	sink, err := chsink.New(chsink.Config{Database: db}, chsink.Deps{Conn: conn, Log: log})
 	if err != nil {
 		return 0, err
 	}
+	sink.Reassigned(partitions, sole)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sink.Run(runCtx)
@@ -163,6 +178,7 @@ func latency(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row
 	if err != nil {
 		return 0, 0, err
 	}
+	sink.Reassigned(partitions, true)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sink.Run(runCtx)

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,6 +102,7 @@ type fakeConn struct {
 	idLookedUp   int // ids in all lookups
 	idScans      int // id filter loads
 	openBatches  int
+	batchSizes   []int // rows of every batch sent
 }
 
 func newFakeConn() *fakeConn {
@@ -175,6 +178,26 @@ func (c *fakeConn) counts() (sendAttempts, maxQueries, idQueries int) {
 }
 
 // commits returns the commit events of partition p, in call order.
+// loseFirstReply makes the first Send store its batch and fail, as if the
+// reply were lost; it returns the count of Sends.
+func (c *fakeConn) loseFirstReply() *atomic.Int32 {
+	var attempts atomic.Int32
+	c.sendHook = func(context.Context, []record) error {
+		if attempts.Add(1) == 1 {
+			return errWrittenThenFailed
+		}
+		return nil
+	}
+	return &attempts
+}
+
+// sizes returns the rows of every batch sent, in order.
+func (c *fakeConn) sizes() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.batchSizes)
+}
+
 func (c *fakeConn) commits(p int32) []event {
 	var out []event
 	for _, e := range c.events() {
@@ -365,22 +388,28 @@ func (b *fakeBatch) Send() error {
 	if err == nil && b.c.sendHook != nil {
 		err = b.c.sendHook(b.ctx, b.rows)
 	}
-	offsets := make([]int64, len(b.rows))
-	for i, r := range b.rows {
-		offsets[i] = r.offset
-	}
-	var p int32
-	if len(b.rows) > 0 {
-		p = b.rows[0].partition
+	// One journal entry per partition: a batch may hold several.
+	var parts []int32
+	offsets := map[int32][]int64{}
+	for _, r := range b.rows {
+		if _, ok := offsets[r.partition]; !ok {
+			parts = append(parts, r.partition)
+		}
+		offsets[r.partition] = append(offsets[r.partition], r.offset)
 	}
 	b.c.mu.Lock()
 	defer b.c.mu.Unlock()
+	b.c.batchSizes = append(b.c.batchSizes, len(b.rows))
 	if err == nil || errors.Is(err, errWrittenThenFailed) {
 		b.c.storeLocked(b.table, b.rows)
-		b.c.journal = append(b.c.journal, event{kind: "stored", partition: p, offsets: offsets})
+		for _, p := range parts {
+			b.c.journal = append(b.c.journal, event{kind: "stored", partition: p, offsets: offsets[p]})
+		}
 	}
 	if err != nil {
-		b.c.journal = append(b.c.journal, event{kind: "sendfail", partition: p, offsets: offsets, err: err})
+		for _, p := range parts {
+			b.c.journal = append(b.c.journal, event{kind: "sendfail", partition: p, offsets: offsets[p], err: err})
+		}
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package chsink
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -20,19 +21,61 @@ const (
 // and send).
 const attemptTimeout = 30 * time.Second
 
+// part is one lane's rows in an insert.
+type part struct {
+	l       *lane
+	rows    []Row
+	commits []func(error)
+}
+
 // flush inserts what lane l holds, retrying until it succeeds or ctx ends;
-// then the rows go back to the lane for the final drain.
+// then the rows go back to their lanes for the final drain. One partition's
+// lane seldom fills a batch by itself, and ClickHouse takes a few large
+// inserts much faster than many small ones, so the insert also takes the
+// rows of the table's other lanes that no insert is using, up to MaxRows
+// in all. Each lane taken stays locked until the insert ends, so every
+// partition's batches still reach ClickHouse one at a time, in offset order.
 func (s *Sink) flush(ctx context.Context, l *lane) {
 	l.flushing.Lock()
-	defer l.flushing.Unlock()
-	rows, commits := l.take()
-	if len(rows) == 0 {
+	held := []*lane{l}
+	defer func() {
+		for _, h := range held {
+			h.flushing.Unlock()
+		}
+	}()
+	first := &part{l: l}
+	first.rows, first.commits = l.take()
+	if len(first.rows) == 0 {
 		return
+	}
+	parts := []*part{first}
+	n := len(first.rows)
+	for _, o := range s.joinable(l) {
+		if n >= s.cfg.MaxRows {
+			break
+		}
+		if !o.flushing.TryLock() {
+			continue // an insert of that lane is under way
+		}
+		held = append(held, o)
+		p := &part{l: o}
+		p.rows, p.commits = o.takeUpTo(s.cfg.MaxRows - n)
+		if len(p.rows) > 0 {
+			parts = append(parts, p)
+			n += len(p.rows)
+		}
 	}
 	backoff := s.cfg.RetryMin
 	for {
-		if l.revoked.Load() {
-			s.fail(rows, commits, ErrRevoked)
+		kept := parts[:0]
+		for _, p := range parts {
+			if p.l.revoked.Load() {
+				s.fail(p.rows, p.commits, ErrRevoked)
+				continue
+			}
+			kept = append(kept, p)
+		}
+		if parts = kept; len(parts) == 0 {
 			return
 		}
 		// An attempt under way is not cut short when ctx ends (a stop):
@@ -40,29 +83,37 @@ func (s *Sink) flush(ctx context.Context, l *lane) {
 		// lost. It gets attemptTimeout instead; ctx is checked between
 		// attempts.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
-		err := s.insert(actx, l, rows, commits)
+		err := s.insert(actx, l.table, parts)
 		cancel()
 		if err == nil {
-			s.release(len(rows))
+			for _, p := range parts {
+				s.release(len(p.rows))
+			}
 			return
 		}
 		// The insert's outcome is unknown: the server may have stored the
 		// rows and the answer been lost (or cancelled). The next attempt,
 		// this one's retry or the final drain, reads the highest stored
-		// offset from the table again; the id index alone cannot tell, as
-		// ClickHouse fills it through a materialized view, not atomically
-		// with the table.
-		l.stale.Store(true)
+		// offset of every partition in it from the table again; the id
+		// index alone cannot tell, as ClickHouse fills it through a
+		// materialized view, not atomically with the table.
+		rows := 0
+		partitions := make([]int32, 0, len(parts))
+		for _, p := range parts {
+			p.l.stale.Store(true)
+			rows += len(p.rows)
+			partitions = append(partitions, p.l.partition)
+		}
 		if ctx.Err() != nil {
-			l.putBack(rows, commits)
+			putBack(parts)
 			return
 		}
 		s.m.retries.WithLabelValues(l.table.Name).Inc()
 		s.log.Warn("clickhouse insert failed; retrying", "table", l.table.Name, "topic", l.topic,
-			"partition", l.partition, "rows", len(rows), "retry_in", backoff, "err", err)
+			"partitions", partitions, "rows", rows, "retry_in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
-			l.putBack(rows, commits)
+			putBack(parts)
 			return
 		case <-time.After(backoff):
 		}
@@ -70,44 +121,71 @@ func (s *Sink) flush(ctx context.Context, l *lane) {
 	}
 }
 
-// insert writes the rows that are not in the table yet and calls every
-// commit once they are durable.
-func (s *Sink) insert(ctx context.Context, l *lane, rows []Row, commits []func(error)) error {
-	if err := s.loadMaxOffset(ctx, l); err != nil {
-		return err
+func putBack(parts []*part) {
+	for _, p := range parts {
+		p.l.putBack(p.rows, p.commits)
 	}
-	f, trusted := s.holdFilter(ctx, l.table)
+}
+
+// joinable returns the lanes of l's table other than l that hold rows, the
+// fullest first.
+func (s *Sink) joinable(l *lane) []*lane {
+	s.mu.Lock()
+	var out []*lane
+	for _, o := range s.lanes {
+		if o != l && o.table.Name == l.table.Name && o.size() > 0 && !o.revoked.Load() {
+			out = append(out, o)
+		}
+	}
+	s.mu.Unlock()
+	sizes := make(map[*lane]int, len(out))
+	for _, o := range out {
+		sizes[o] = o.size()
+	}
+	slices.SortFunc(out, func(a, b *lane) int { return sizes[b] - sizes[a] })
+	return out
+}
+
+// insert writes the parts' rows that are not in table t yet, as one batch,
+// and calls every commit once they are durable.
+func (s *Sink) insert(ctx context.Context, t *Table, parts []*part) error {
+	for _, p := range parts {
+		if err := s.loadMaxOffset(ctx, p.l); err != nil {
+			return err
+		}
+	}
+	f, trusted := s.holdFilter(ctx, t)
 	if f != nil {
 		defer f.use.RUnlock()
 	}
 	if !trusted {
 		f = nil
 	}
-	fresh, err := s.fresh(ctx, l, rows, f)
+	rows, fresh, err := s.fresh(ctx, t, parts, f)
 	if err != nil {
 		return err
 	}
-	s.log.Debug("clickhouse insert", "table", l.table.Name, "topic", l.topic, "partition", l.partition,
-		"rows", len(rows), "fresh", len(fresh), "stored_max_offset", l.maxOffset,
-		"first_offset", rows[0].Offset, "last_offset", rows[len(rows)-1].Offset)
+	s.log.Debug("clickhouse insert", "table", t.Name, "partitions", len(parts), "rows", len(rows), "fresh", len(fresh))
 	rejected := map[int]bool{}
 	if len(fresh) > 0 {
 		if err := s.inflight.Acquire(ctx, 1); err != nil {
 			return err
 		}
 		start := time.Now()
-		err := s.send(ctx, l.table, rows, fresh, rejected)
+		err := s.send(ctx, t, rows, fresh, rejected)
 		s.inflight.Release(1)
 		if err != nil {
 			return err
 		}
-		s.m.insertSeconds.WithLabelValues(l.table.Name).Observe(time.Since(start).Seconds())
+		s.m.insertSeconds.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
 	}
-	s.m.inserted.WithLabelValues(l.table.Name).Add(float64(len(fresh) - len(rejected)))
-	s.m.duplicates.WithLabelValues(l.table.Name).Add(float64(len(rows) - len(fresh)))
-	l.maxOffset = max(l.maxOffset, rows[len(rows)-1].Offset)
-	for _, c := range commits {
-		c(nil)
+	s.m.inserted.WithLabelValues(t.Name).Add(float64(len(fresh) - len(rejected)))
+	s.m.duplicates.WithLabelValues(t.Name).Add(float64(len(rows) - len(fresh)))
+	for _, p := range parts {
+		p.l.maxOffset = max(p.l.maxOffset, p.rows[len(p.rows)-1].Offset)
+		for _, c := range p.commits {
+			c(nil)
+		}
 	}
 	return nil
 }
@@ -198,28 +276,41 @@ func (s *Sink) loadMaxOffset(ctx context.Context, l *lane) error {
 	return nil
 }
 
-// fresh returns the indexes of rows that are past the lane's highest stored
-// offset, not repeated earlier in rows, and whose id is not stored yet. With
-// a trusted filter f only the ids f may hold are looked up, and the fresh
-// ids are added to f before they are sent (an attempt whose outcome is
-// unknown may have stored them).
-func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row, f *idFilter) ([]int, error) {
+// fresh returns the parts' rows in one slice and the indexes of those that
+// are past their lane's highest stored offset, not repeated earlier in the
+// insert, and whose id is not stored yet. With a trusted filter f only the
+// ids f may hold are looked up, and the fresh ids are added to f before
+// they are sent (an attempt whose outcome is unknown may have stored them).
+func (s *Sink) fresh(ctx context.Context, t *Table, parts []*part, f *idFilter) ([]Row, []int, error) {
+	var rows []Row
+	if len(parts) == 1 {
+		rows = parts[0].rows
+	} else {
+		n := 0
+		for _, p := range parts {
+			n += len(p.rows)
+		}
+		rows = make([]Row, 0, n)
+		for _, p := range parts {
+			rows = append(rows, p.rows...)
+		}
+	}
 	var idx []int
 	seen := map[string]bool{}
-	for i, r := range rows {
-		if r.Offset <= l.maxOffset {
-			continue
-		}
-		if r.ID != "" {
-			if seen[r.ID] {
-				continue
+	i := 0
+	for _, p := range parts {
+		for _, r := range p.rows {
+			if r.Offset > p.l.maxOffset && (r.ID == "" || !seen[r.ID]) {
+				if r.ID != "" {
+					seen[r.ID] = true
+				}
+				idx = append(idx, i)
 			}
-			seen[r.ID] = true
+			i++
 		}
-		idx = append(idx, i)
 	}
-	if l.table.IDTable == "" || len(idx) == 0 {
-		return idx, nil
+	if t.IDTable == "" || len(idx) == 0 {
+		return rows, idx, nil
 	}
 	lookup := idx
 	if f != nil {
@@ -228,11 +319,11 @@ func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row, f *idFilter) ([]i
 	stored := map[string]bool{}
 	if len(lookup) > 0 {
 		var err error
-		if stored, err = s.storedIDs(ctx, l.table, rows, lookup); err != nil {
-			return nil, err
+		if stored, err = s.storedIDs(ctx, t, rows, lookup); err != nil {
+			return nil, nil, err
 		}
 	}
-	s.m.lookedUp.WithLabelValues(l.table.Name).Add(float64(len(lookup)))
+	s.m.lookedUp.WithLabelValues(t.Name).Add(float64(len(lookup)))
 	out := idx[:0]
 	for _, i := range idx {
 		if !stored[rows[i].ID] {
@@ -242,7 +333,7 @@ func (s *Sink) fresh(ctx context.Context, l *lane, rows []Row, f *idFilter) ([]i
 	if f != nil {
 		f.add(rows, out)
 	}
-	return out, nil
+	return rows, out, nil
 }
 
 func (s *Sink) storedIDs(ctx context.Context, t *Table, rows []Row, idx []int) (map[string]bool, error) {

@@ -52,6 +52,21 @@ func (l *lane) take() ([]Row, []func(error)) {
 	return rows, commits
 }
 
+// takeUpTo takes the first n buffered rows (all when fewer); the rest stay,
+// with the oldest time of the whole buffer.
+func (l *lane) takeUpTo(n int) ([]Row, []func(error)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.rows) <= n {
+		rows, commits := l.rows, l.commits
+		l.rows, l.commits = nil, nil
+		return rows, commits
+	}
+	rows, commits := l.rows[:n:n], l.commits[:n:n]
+	l.rows, l.commits = l.rows[n:], l.commits[n:]
+	return rows, commits
+}
+
 // age is how long the oldest buffered row has waited (0 when empty).
 func (l *lane) age() time.Duration {
 	l.mu.Lock()

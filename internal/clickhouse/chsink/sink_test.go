@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,7 @@ func TestLaneInsertsAndCommitsInOffsetOrder(t *testing.T) {
 	var p0Sends atomic.Int32
 	conn := newFakeConn()
 	conn.sendHook = func(ctx context.Context, rows []record) error {
-		if rows[0].partition != 0 {
+		if !slices.ContainsFunc(rows, func(r record) bool { return r.partition == 0 }) {
 			return nil
 		}
 		if p0Sends.Add(1) == 1 {
@@ -102,6 +103,11 @@ func TestLaneInsertsAndCommitsInOffsetOrder(t *testing.T) {
 			t.Errorf("a batch of %d rows, want at most MaxRows (3)", len(e.offsets))
 		}
 	}
+	for _, n := range conn.sizes() {
+		if n > 3 {
+			t.Errorf("a batch of %d rows, want at most MaxRows (3)", n)
+		}
+	}
 }
 
 // TestRetryAfterFailedSendInsertsOnceAndAcksAfterSuccess: the first Send
@@ -160,13 +166,7 @@ func TestRetryAfterLostReplyInsertsNothingTwice(t *testing.T) {
 	}{{idTable, 1}, {plainTable, 0}} {
 		t.Run(c.table.Name, func(t *testing.T) {
 			conn := newFakeConn()
-			var attempts atomic.Int32
-			conn.sendHook = func(context.Context, []record) error {
-				if attempts.Add(1) == 1 {
-					return errWrittenThenFailed
-				}
-				return nil
-			}
+			attempts := conn.loseFirstReply()
 			s, _ := newTestSink(conn, Config{MaxRows: 3, MaxDelay: time.Hour,
 				RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond})
 			ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,8 @@ import (
 func main() {
 	n := flag.Int("rows", 500_000, "rows per throughput measurement")
 	rate := flag.Int("rate", 5000, "rows per second for the latency measurement")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the sink's only-writer phase to this file")
+	flag.IntVar(&maxInserts, "max-inserts", 4, "the sink's concurrent inserts (the warehouse's --max-inserts)")
 	flag.Parse()
 	if err := run(*n, *rate); err != nil {
 		fmt.Fprintln(os.Stderr, "sinkbench:", err)
@@ -59,43 +62,43 @@ func run(n, rate int) error {
 	fmt.Printf("| rows | %d submissions rows (PRO-CTCAE, NRS, vitals, PHQ-9 mix), 12 source partitions |\n", len(rows))
 
 	now := time.Now().Unix()
-	anchorDB, sinkDB, sharedDB, latDB := fmt.Sprintf("bench_anchor_%d", now), fmt.Sprintf("bench_sink_%d", now),
-		fmt.Sprintf("bench_shared_%d", now), fmt.Sprintf("bench_lat_%d", now)
-	for _, db := range []string{anchorDB, sinkDB, sharedDB, latDB} {
+	anchorDB, anchor2DB, sinkDB, sharedDB, latDB := fmt.Sprintf("bench_anchor_%d", now), fmt.Sprintf("bench_anchor2_%d", now),
+		fmt.Sprintf("bench_sink_%d", now), fmt.Sprintf("bench_shared_%d", now), fmt.Sprintf("bench_lat_%d", now)
+	for _, db := range []string{anchorDB, anchor2DB, sinkDB, sharedDB, latDB} {
 		if err := schema.Migrate(ctx, conn, db, log); err != nil {
 			return err
 		}
 		defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 	}
 
-	start := time.Now()
-	for i := 0; i < len(rows); i += 50_000 {
-		batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+anchorDB+".submissions ("+joinCols()+")")
-		if err != nil {
-			return err
-		}
-		for _, r := range rows[i:min(len(rows), i+50_000)] {
-			if err := batch.Append(r.Values...); err != nil {
-				return err
-			}
-		}
-		if err := batch.Send(); err != nil {
-			return err
-		}
+	// The anchor runs before and after the sink, and each phase starts on
+	// a quiet server: the previous phase's database is dropped and its
+	// merges are waited out, so no phase pays for another's background work.
+	settle(ctx, conn, "")
+	before, err := bare(ctx, conn, anchorDB, rows)
+	if err != nil {
+		return err
 	}
-	anchor := float64(len(rows)) / time.Since(start).Seconds()
-	fmt.Printf("| anchor: bare clickhouse-go PrepareBatch loop, 50k-row batches | %.0f rows/s |\n", anchor)
-
+	settle(ctx, conn, anchorDB)
 	sinkRate, err := throughput(ctx, conn, sinkDB, rows, true, log)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| chsink, the only writer (id filter, offsets, 4 concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", sinkRate, 100*sinkRate/anchor)
+	settle(ctx, conn, sinkDB)
 	sharedRate, err := throughput(ctx, conn, sharedDB, rows, false, log)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| chsink, one of several writers (every id looked up, offsets, 4 concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", sharedRate, 100*sharedRate/anchor)
+	settle(ctx, conn, sharedDB)
+	after, err := bare(ctx, conn, anchor2DB, rows)
+	if err != nil {
+		return err
+	}
+	settle(ctx, conn, anchor2DB)
+	anchor := (before + after) / 2
+	fmt.Printf("| anchor: bare clickhouse-go PrepareBatch loop, 50k-row batches, before / after the sink | %.0f / %.0f rows/s, mean %.0f |\n", before, after, anchor)
+	fmt.Printf("| chsink, the only writer (id filter, offsets, %d concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", maxInserts, sinkRate, 100*sinkRate/anchor)
+	fmt.Printf("| chsink, one of several writers (every id looked up, offsets, %d concurrent inserts) | %.0f rows/s = %.0f%% of the anchor |\n", maxInserts, sharedRate, 100*sharedRate/anchor)
 
 	p50, p99, err := latency(ctx, conn, latDB, rows[:min(len(rows), rate*20)], rate, log)
 	if err != nil {
@@ -134,6 +137,40 @@ func makeRows(n int) ([]chsink.Row, error) {
 	return rows, nil
 }
 
+// bare inserts rows into db's submissions in 50k-row batches with nothing
+// else around them, and returns rows per second.
+func bare(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row) (float64, error) {
+	start := time.Now()
+	for i := 0; i < len(rows); i += 50_000 {
+		batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".submissions ("+joinCols()+")")
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range rows[i:min(len(rows), i+50_000)] {
+			if err := batch.Append(r.Values...); err != nil {
+				return 0, err
+			}
+		}
+		if err := batch.Send(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(len(rows)) / time.Since(start).Seconds(), nil
+}
+
+// settle drops db (unless empty) and waits (up to a minute) until the server runs no merge.
+func settle(ctx context.Context, conn driver.Conn, db string) {
+	if db != "" {
+		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil || n == 0 {
+			return
+		}
+	}
+}
+
 func joinCols() string {
 	s := ""
 	for i, c := range warehouse.Submissions.Columns {
@@ -145,6 +182,11 @@ func joinCols() string {
 	return s
 }
 
+var cpuProfile string
+
+// maxInserts is the sinks' MaxInflight.
+var maxInserts = 4
+
 // partitions are the rows' source partitions, as the warehouse's
 // rebalance callback passes them.
 var partitions = []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
@@ -153,7 +195,18 @@ var partitions = []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 // the last commit; sole: the sink holds every partition (one warehouse
 // instance), else it looks every id up (several instances).
 func throughput(ctx context.Context, conn driver.Conn, db string, rows []chsink.Row, sole bool, log *slog.Logger) (float64, error) {
-	sink, err := chsink.New(chsink.Config{Database: db}, chsink.Deps{Conn: conn, Log: log})
+	if cpuProfile != "" && sole {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	sink, err := chsink.New(chsink.Config{Database: db, MaxInflight: maxInserts}, chsink.Deps{Conn: conn, Log: log})
 	if err != nil {
 		return 0, err
 	}

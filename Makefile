@@ -5,7 +5,7 @@ GO ?= go
 STACK := bash devstack/stack.sh
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down status build browser demo test vet fmt-check tracked-check layout-check unit bench-anchors bench-spine bench-sink bench-gateway bench-views bench-micro compose-check faults
+.PHONY: up down status build browser demo test vet fmt-check tracked-check layout-check unit bench-anchors bench-spine bench-sink bench-e2e bench-gateway bench-views bench-micro compose-check faults
 
 up: ## install what is missing and start Kafka, Redis, ClickHouse on 127.0.0.1
 	$(STACK) up
@@ -108,6 +108,12 @@ bench-peer: ## the subject group beside the Kafka Streams peer in PEER_DIR, same
 
 bench-sink: up ## warehouse sink beside a bare PrepareBatch loop, latency at 5k rows/s
 	$(GO) run ./bench/sinkbench -rows 500000
+
+E2E_RATE ?= 5000
+E2E_DURATION ?= 60s
+E2E_BATCH ?= 1
+bench-e2e: up build ## every part a process of its own, E2E_RATE submissions/s through the gateway: submit → alert, submit → queryable, memory
+	$(GO) run ./bench/e2ebench -rate $(E2E_RATE) -duration $(E2E_DURATION) -batch $(E2E_BATCH)
 
 bench-gateway: up ## the ingest API with wrk beside Kafka's and Redis's own tools
 	bash bench/gateway.sh

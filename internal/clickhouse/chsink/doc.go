@@ -6,7 +6,8 @@
 // PrepareBatch over the native protocol when a lane reaches MaxRows or its
 // oldest row is MaxDelay old; the insert also takes what the table's idle
 // lanes hold, up to MaxRows in all, since ClickHouse takes a few large
-// inserts much faster than many small ones. A lane is in one insert at a
+// inserts much faster than many small ones; the lanes of a table that are
+// due together go into one insert. A lane is in one insert at a
 // time, so its batches reach the table in offset order, and each row's
 // commit callback (goka's DeferCommit) is called only
 // after ClickHouse acknowledged the insert, so Kafka offsets never run ahead

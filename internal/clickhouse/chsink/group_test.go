@@ -122,3 +122,41 @@ func TestARevokedPartitionLeavesAGroupInsert(t *testing.T) {
 	}
 	checkLane(t, conn, idTable.Name, 0, offsets(0, 2))
 }
+
+// TestDueLanesGoIntoOneInsert: three lanes of a table are due; the insert
+// of the oldest takes the other two along, and while it is being sent new
+// rows reach those two. Those rows are young: they wait for their own
+// delay instead of going out at once as two small inserts.
+func TestDueLanesGoIntoOneInsert(t *testing.T) {
+	conn := newFakeConn()
+	s, _ := newTestSink(conn, Config{MaxRows: 1000, MaxDelay: 50 * time.Millisecond})
+	for p := int32(0); p < 3; p++ {
+		addRows(t, s, conn, idTable, p, 0, 5)
+	}
+	time.Sleep(60 * time.Millisecond) // the rows age past MaxDelay
+	var sends atomic.Int32
+	conn.sendHook = func(context.Context, []record) error {
+		if sends.Add(1) == 1 {
+			for p := int32(1); p < 3; p++ {
+				addRows(t, s, conn, idTable, p, 5, 7)
+			}
+		}
+		return nil
+	}
+	due := s.due(s.cfg.MaxDelay)
+	if len(due) != 3 {
+		t.Fatalf("%d lanes due, want 3", len(due))
+	}
+	s.flushDue(context.Background(), due)
+	if got := conn.sizes(); fmt.Sprint(got) != "[15]" {
+		t.Fatalf("batches of %v rows, want one of 15 (the three due lanes), the 4 rows that came meanwhile waiting", got)
+	}
+	if n := s.largest().size(); n != 2 {
+		t.Fatalf("the fullest lane holds %d rows, want the 2 that came during the insert", n)
+	}
+	s.drain()
+	checkLane(t, conn, idTable.Name, 0, offsets(0, 5))
+	for p := int32(1); p < 3; p++ {
+		checkLane(t, conn, idTable.Name, p, offsets(0, 7))
+	}
+}

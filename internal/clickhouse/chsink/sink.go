@@ -1,10 +1,12 @@
 package chsink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,6 +256,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	tick := time.NewTicker(max(s.cfg.MaxDelay/4, 10*time.Millisecond))
 	defer tick.Stop()
 	var wg sync.WaitGroup
+	ticking := map[string]*atomic.Bool{} // by table: a round of its due lanes is inserting
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,14 +264,44 @@ func (s *Sink) Run(ctx context.Context) error {
 			s.drain()
 			return nil
 		case <-tick.C:
+			// One insert per table at a time from here: it takes the
+			// table's other lanes too (flush), so an insert per due lane
+			// would only race for them and send many small batches.
+			byTable := map[string][]*lane{}
 			for _, l := range s.due(s.cfg.MaxDelay) {
 				if !l.flushing.TryLock() {
 					continue // an insert of this lane is under way
 				}
 				l.flushing.Unlock()
-				wg.Add(1)
-				go func() { defer wg.Done(); s.flush(ctx, l) }()
+				byTable[l.table.Name] = append(byTable[l.table.Name], l)
 			}
+			for name, lanes := range byTable {
+				busy := ticking[name]
+				if busy == nil {
+					busy = &atomic.Bool{}
+					ticking[name] = busy
+				}
+				if !busy.CompareAndSwap(false, true) {
+					continue // this table's previous round is still inserting
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer busy.Store(false)
+					s.flushDue(ctx, lanes)
+				}()
+			}
+		}
+	}
+}
+
+// flushDue inserts lanes (the oldest first) that are still due: an insert
+// takes other lanes along, and what they got since is young, so it waits
+// for its own turn instead of going out as a small insert right after.
+func (s *Sink) flushDue(ctx context.Context, lanes []*lane) {
+	for _, l := range lanes {
+		if l.age() >= s.cfg.MaxDelay {
+			s.flush(ctx, l)
 		}
 	}
 }
@@ -287,15 +320,20 @@ func (s *Sink) largest() *lane {
 	return best
 }
 
+// due returns the lanes whose oldest row is at least age old, the oldest
+// first.
 func (s *Sink) due(age time.Duration) []*lane {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*lane
+	ages := map[*lane]time.Duration{}
 	for _, l := range s.lanes {
-		if l.age() >= age {
+		if a := l.age(); a >= age {
 			out = append(out, l)
+			ages[l] = a
 		}
 	}
+	slices.SortFunc(out, func(a, b *lane) int { return cmp.Compare(ages[b], ages[a]) })
 	return out
 }
 

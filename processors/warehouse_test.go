@@ -632,6 +632,11 @@ func TestWarehouseAuditEventsOnceEach(t *testing.T) {
 	p := s.start("warehouse", "--group", "warehouse", "--batch-delay", "100ms", "--state-dir", t.TempDir())
 	s.waitGroups(2*time.Minute, inputs, p)
 	check("after each action")
+	// Every row carries its topic's Kafka ID, which keys its offset guard
+	// (the check above saw the rows: there are some).
+	if n := s.count("SELECT count() FROM {db}.audit_events WHERE kafka_topic_id = ''"); n != 0 {
+		t.Errorf("%d audit rows without their topic's Kafka ID; rows:\n%s", n, s.auditRows())
+	}
 	// Before and after: the binding a transfer replaced and the plan an
 	// adjustment replaced.
 	for _, c := range []struct{ action, before, after string }{

@@ -283,7 +283,7 @@ func newWarehouse(a *app, names topics.Names, reg prometheus.Registerer, mon *mo
 		defer func() { _ = dead.Finish(); _ = conn.Close() }()
 		// Rows carry their topic's ID for the sink's offset guard; read at
 		// every (re)start, so a topic recreated meanwhile is told apart.
-		if err := loadTopicIDs(a, ids, names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments, names.Audit); err != nil {
+		if err := loadTopicIDs(a, ids, names.Clean, names.Alerts, names.DLQ, names.Commands, names.Enrolments, names.Audit, names.Questionnaires); err != nil {
 			return err
 		}
 		g, ctx := errgroup.WithContext(ctx)

@@ -214,7 +214,7 @@ func sample(id string) []byte {
 		fmt.Sprintf("%04d", seq.Load()%5000) + `","instrument":"PRO-CTCAE","submitted_at":"` +
 		time.Now().UTC().Format(time.RFC3339) + `","source":"app","items":[{"code":"PAIN_SEVERITY","value":2},` +
 		`{"code":"NAUSEA_FREQUENCY","value":1},{"code":"FATIGUE_SEVERITY","value":3},{"code":"DIARRHEA_FREQUENCY","value":0},` +
-		`{"code":"BODY_TEMPERATURE","value":37.2,"unit":"Cel"}]}`)
+		`{"code":"FATIGUE_INTERFERENCE","value":1},{"code":"NAUSEA_SEVERITY","value":1}]}`)
 }
 
 // httpRun drives one gateway for duration over conns connections; each
@@ -242,6 +242,7 @@ func (e *env) httpRun(m mode, duration time.Duration, conns, batch int) (string,
 	var mu sync.Mutex
 	var lat []time.Duration
 	var ok, bad atomic.Int64
+	var firstBad atomic.Value // the first answer that was not an acceptance
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range conns {
@@ -258,6 +259,7 @@ func (e *env) httpRun(m mode, duration time.Duration, conns, batch int) (string,
 				resp, err := client.Do(req)
 				if err != nil {
 					bad.Add(1)
+					firstBad.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				b, _ := io.ReadAll(resp.Body)
@@ -273,6 +275,7 @@ func (e *env) httpRun(m mode, duration time.Duration, conns, batch int) (string,
 					bad.Add(int64(res.Failed))
 				default:
 					bad.Add(1)
+					firstBad.CompareAndSwap(nil, fmt.Sprintf("%d %.300s", resp.StatusCode, b))
 				}
 			}
 			mu.Lock()
@@ -282,6 +285,13 @@ func (e *env) httpRun(m mode, duration time.Duration, conns, batch int) (string,
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if v := firstBad.Load(); v != nil {
+		fmt.Fprintln(os.Stderr, "gatewaybench: first answer other than an acceptance:", v)
+	}
+	if ok.Load() == 0 {
+		// A figure of refused requests measures nothing.
+		return "", fmt.Errorf("no submission was accepted (%d failed)", bad.Load())
+	}
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration {
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)

@@ -83,10 +83,11 @@ func main() {
 
 // child is one eprostream process.
 type child struct {
-	name  string
-	cmd   *exec.Cmd
-	admin string
-	log   string
+	name   string
+	cmd    *exec.Cmd
+	admin  string
+	log    string
+	exited chan struct{} // closed once the process has ended
 }
 
 const (
@@ -123,7 +124,7 @@ func run(bin string, perSec int, duration time.Duration, conns, batch int, poll 
 	if out, err := exec.Command(bin, "migrate").CombinedOutput(); err != nil {
 		return fmt.Errorf("%s migrate: %w\n%s", bin, err, out)
 	}
-	defer cleanup(cfg, names, log)
+	defer cleanup(cfg)
 
 	total := perSec * int(duration.Seconds())
 	how := "single POSTs to /v1/submissions"
@@ -430,23 +431,42 @@ func (f *firstSeen) latencies(sent map[string]time.Time) ([]time.Duration, int) 
 	return out, len(out)
 }
 
-// readAlerts reads every partition of topic from the start until ctx ends.
+// readAlerts records when each alert on topic is first read, until ctx ends.
 func readAlerts(ctx context.Context, cfg config.Config, topic string, seen *firstSeen) error {
 	consumer, err := sarama.NewConsumer(cfg.KafkaBrokers, kafkaconfig.Sarama("e2ebench-alerts", cfg.DialTimeout))
 	if err != nil {
 		return err
 	}
 	defer consumer.Close()
+	return consume(ctx, consumer, topic, func(m *sarama.ConsumerMessage) {
+		now := time.Now()
+		var a codecs.Alert
+		if json.Unmarshal(m.Value, &a) == nil && a.AlertID != "" {
+			seen.see(a.AlertID, a.MessageID, now)
+		}
+	})
+}
+
+// consume calls f with every record of every partition of topic, from the
+// oldest, until ctx ends (f runs on one goroutine per partition).
+func consume(ctx context.Context, consumer sarama.Consumer, topic string, f func(*sarama.ConsumerMessage)) error {
 	parts, err := consumer.Partitions(topic)
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
+	var pcs []sarama.PartitionConsumer
 	for _, p := range parts {
 		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
+			for _, pc := range pcs {
+				pc.Close()
+			}
 			return err
 		}
+		pcs = append(pcs, pc)
+	}
+	var wg sync.WaitGroup
+	for _, pc := range pcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -456,11 +476,7 @@ func readAlerts(ctx context.Context, cfg config.Config, topic string, seen *firs
 				case <-ctx.Done():
 					return
 				case m := <-pc.Messages():
-					now := time.Now()
-					var a codecs.Alert
-					if json.Unmarshal(m.Value, &a) == nil && a.AlertID != "" {
-						seen.see(a.AlertID, a.MessageID, now)
-					}
+					f(m)
 				}
 			}
 		}()
@@ -520,11 +536,7 @@ func kafkaHop(cfg config.Config, topic string, perSec int, d time.Duration) (tim
 	if err := waitLeaders(cfg, sc, topic, 12); err != nil {
 		return 0, 0, err
 	}
-	pc := kafkaconfig.Sarama("e2ebench-hop", cfg.DialTimeout)
-	pc.Producer.RequiredAcks = sarama.WaitForAll
-	pc.Producer.Idempotent = true
-	pc.Net.MaxOpenRequests = 1
-	pc.Producer.Return.Successes = true
+	pc := kafkaconfig.Sarama("e2ebench-hop", cfg.DialTimeout) // acks=all, idempotent, as every producer of the project
 	pc.Producer.Flush.Frequency = time.Millisecond
 	producer, err := sarama.NewAsyncProducer(cfg.KafkaBrokers, pc)
 	if err != nil {
@@ -538,31 +550,16 @@ func kafkaHop(cfg config.Config, topic string, perSec int, d time.Duration) (tim
 	defer consumer.Close()
 	var lat []time.Duration
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	done := make(chan struct{})
-	for p := range int32(12) {
-		c, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			producer.Close()
-			return 0, 0, err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			for {
-				select {
-				case <-done:
-					return
-				case m := <-c.Messages():
-					ns, _ := strconv.ParseInt(string(m.Value[:19]), 10, 64)
-					mu.Lock()
-					lat = append(lat, time.Since(time.Unix(0, ns)))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	readCtx, stopReading := context.WithCancel(context.Background())
+	read := make(chan error, 1)
+	go func() {
+		read <- consume(readCtx, consumer, topic, func(m *sarama.ConsumerMessage) {
+			ns, _ := strconv.ParseInt(string(m.Value[:19]), 10, 64)
+			mu.Lock()
+			lat = append(lat, time.Since(time.Unix(0, ns)))
+			mu.Unlock()
+		})
+	}()
 	go func() {
 		for range producer.Successes() {
 		}
@@ -588,8 +585,10 @@ func kafkaHop(cfg config.Config, topic string, perSec int, d time.Duration) (tim
 			break
 		}
 	}
-	close(done)
-	wg.Wait()
+	stopReading()
+	if err := <-read; err != nil {
+		return 0, 0, err
+	}
 	if len(lat) == 0 {
 		return 0, 0, errors.New("kafka hop: no record came back")
 	}
@@ -637,14 +636,17 @@ func (c *child) start(bin, logDir string, args ...string) error {
 		f.Close()
 		return fmt.Errorf("start %s: %w", c.name, err)
 	}
-	go func() { _ = c.cmd.Wait(); f.Close() }()
+	c.exited = make(chan struct{})
+	go func() { _ = c.cmd.Wait(); f.Close(); close(c.exited) }()
 	return nil
 }
 
 func (c *child) waitReady(timeout time.Duration) error {
 	for start := time.Now(); time.Since(start) < timeout; time.Sleep(200 * time.Millisecond) {
-		if c.cmd.ProcessState != nil {
+		select {
+		case <-c.exited:
 			return fmt.Errorf("%s exited: see %s", c.name, c.log)
+		default:
 		}
 		resp, err := http.Get("http://" + c.admin + "/readyz")
 		if err == nil {
@@ -679,20 +681,20 @@ func (c *child) memory() [2]int {
 }
 
 func (c *child) stop() {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return
+	if c.exited == nil {
+		return // never started
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(100 * time.Millisecond) {
-		if c.cmd.ProcessState != nil {
-			return
-		}
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
 	}
-	_ = c.cmd.Process.Kill()
 }
 
 // cleanup removes the run's topics, database and Redis keys.
-func cleanup(cfg config.Config, names topics.Names, log *slog.Logger) {
+func cleanup(cfg config.Config) {
 	ctx := context.Background()
 	if admin, err := connect.KafkaAdmin(cfg, "e2ebench-cleanup"); err == nil {
 		for _, t := range topics.Catalogue(cfg.TopicPrefix, cfg.Partitions, 1) {
@@ -716,8 +718,6 @@ func cleanup(cfg config.Config, names topics.Names, log *slog.Logger) {
 		_ = rdb.Del(ctx, keys[:n]...).Err()
 		keys = keys[n:]
 	}
-	_ = names
-	_ = log
 }
 
 func envOr(k, def string) string {

@@ -130,18 +130,18 @@ func putBack(parts []*part) {
 // joinable returns the lanes of l's table other than l that hold rows, the
 // fullest first.
 func (s *Sink) joinable(l *lane) []*lane {
-	s.mu.Lock()
 	var out []*lane
+	sizes := map[*lane]int{}
+	s.mu.Lock()
 	for _, o := range s.lanes {
-		if o != l && o.table.Name == l.table.Name && o.size() > 0 && !o.revoked.Load() {
-			out = append(out, o)
+		if o != l && o.table.Name == l.table.Name && !o.revoked.Load() {
+			if n := o.size(); n > 0 {
+				out = append(out, o)
+				sizes[o] = n
+			}
 		}
 	}
 	s.mu.Unlock()
-	sizes := make(map[*lane]int, len(out))
-	for _, o := range out {
-		sizes[o] = o.size()
-	}
 	slices.SortFunc(out, func(a, b *lane) int { return sizes[b] - sizes[a] })
 	return out
 }

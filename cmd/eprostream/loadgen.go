@@ -33,7 +33,7 @@ func (f *loadgenFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.gen.Studies, "studies", loadgen.DefaultStudies, "studies in the trial")
 	fs.IntVar(&f.gen.SitesPerStudy, "sites", loadgen.DefaultSitesPerStudy, "sites per study")
 	fs.IntVar(&f.gen.SubjectsPerSite, "subjects-per-site", loadgen.DefaultSubjectsPerSite, "subjects per site")
-	fs.IntVar(&f.gen.Days, "days", loadgen.DefaultDays, "simulated days (ending yesterday)")
+	fs.IntVar(&f.gen.Days, "days", loadgen.DefaultDays, "simulated days; the last is today, up to now")
 	fs.Float64Var(&f.gen.AbnormalShare, "abnormal", loadgen.DefaultAbnormalShare, "share of reports with values that fire a clinical rule")
 	fs.Float64Var(&f.gen.DuplicateRate, "duplicates", loadgen.DefaultDuplicateRate, "share of records re-sent with the same message_id")
 	fs.Float64Var(&f.gen.MalformedRate, "malformed", loadgen.DefaultMalformedRate, "share of malformed records")
@@ -44,7 +44,10 @@ func (f *loadgenFlags) register(cmd *cobra.Command) {
 func (f *loadgenFlags) config() loadgen.Config {
 	c := f.gen
 	c.Seed = f.seed
-	c.Start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(c.Days + 1))
+	// The trial's last simulated day is today, cut at now: it looks like a
+	// live trial, and no report is dated in the future.
+	now := time.Now().UTC()
+	c.Start, c.End = now.Truncate(24*time.Hour).AddDate(0, 0, -(c.Days-1)), now
 	for _, r := range []*float64{&c.AbnormalShare, &c.DuplicateRate, &c.MalformedRate, &c.FHIRShare} {
 		if *r == 0 {
 			*r = -1 // loadgen reads 0 as "default"; on the command line 0 means none

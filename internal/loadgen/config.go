@@ -48,6 +48,10 @@ type Config struct {
 	SubjectsPerSite int       // subject ids "<study>-<site number>-<%04d>", e.g. "ONC-301-012-0042"
 	Days            int       // simulated days
 	Start           time.Time // first simulated day, a UTC midnight (default 2026-11-01)
+	// End, when set, cuts the trial there: no report is dated at or after
+	// it (a trial whose last day is today, with End now, sends nothing from
+	// the future). Planned counts only what is sent.
+	End time.Time
 	// AbnormalShare is the approximate share of valid reports whose values
 	// meet one of the default clinical rules (see Record.Abnormal). It is
 	// close up to about 0.2; higher shares saturate (1 gives about 0.9).
@@ -110,6 +114,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("loadgen: Start is required"))
 	} else if !c.Start.Equal(c.Start.UTC().Truncate(24 * time.Hour)) {
 		errs = append(errs, fmt.Errorf("loadgen: Start %s is not a UTC midnight", c.Start.Format(time.RFC3339)))
+	} else if !c.End.IsZero() && !c.End.After(c.Start) {
+		errs = append(errs, fmt.Errorf("loadgen: End %s is not after Start %s", c.End.Format(time.RFC3339), c.Start.Format(time.RFC3339)))
 	}
 	if c.DuplicateRate+c.MalformedRate >= 1 {
 		errs = append(errs, fmt.Errorf("loadgen: DuplicateRate %g + MalformedRate %g must stay below 1",

@@ -29,6 +29,7 @@ type Generator struct {
 	sites    []site
 	subjects []subject
 	start    int64 // cfg.Start in unix seconds
+	end      int64 // cfg.End in unix seconds; 0: no cut
 
 	idPrefix  string // "m-<seed>-"
 	badPrefix string // message ids inside malformed payloads
@@ -68,6 +69,7 @@ func New(cfg Config) (*Generator, error) {
 		rng:       rand.New(rand.NewPCG(cfg.Seed, pcgStream)),
 		trig:      newTriggers(cfg.AbnormalShare),
 		start:     cfg.Start.Unix(),
+		end:       endOf(cfg.End),
 		idPrefix:  "m-" + seed + "-",
 		badPrefix: "bad-" + seed + "-",
 		sites:     newSites(cfg),
@@ -85,6 +87,13 @@ func New(cfg Config) (*Generator, error) {
 	}
 	g.count()
 	return g, nil
+}
+
+func endOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // count fixes how many records of each kind the trial sends, so that the

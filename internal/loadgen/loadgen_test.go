@@ -345,3 +345,29 @@ func TestNativeEncodingMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// A trial cut at End sends nothing dated at or after it, still sends the
+// last day up to End, and Planned counts exactly what it sends.
+func TestEndCutsTheTrial(t *testing.T) {
+	full, _ := drain(t, trialConfig())
+	cfg := trialConfig()
+	cfg.SetDefaults()
+	lastDay := cfg.Start.AddDate(0, 0, cfg.Days-1)
+	cfg.End = lastDay.Add(13 * time.Hour)
+	cut, g := drain(t, cfg)
+	if len(cut) != g.Planned() {
+		t.Fatalf("got %d records, Planned says %d", len(cut), g.Planned())
+	}
+	onLastDay := 0
+	for _, r := range cut {
+		if !r.SubmittedAt.IsZero() && !r.SubmittedAt.Before(cfg.End) {
+			t.Fatalf("record %s dated %s, at or after End %s", r.MessageID, r.SubmittedAt, cfg.End)
+		}
+		if !r.SubmittedAt.Before(lastDay) {
+			onLastDay++
+		}
+	}
+	if onLastDay == 0 || len(cut) >= len(full) {
+		t.Fatalf("%d records on the last day, %d records cut vs %d whole: the cut did not happen where it should", onLastDay, len(cut), len(full))
+	}
+}

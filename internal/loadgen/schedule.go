@@ -190,5 +190,8 @@ func (g *Generator) plan(i, day int) dayPlan {
 		p.at[k] = at
 		at += 60 + int64(r.intn(maxGap-60+1))
 	}
+	for g.end > 0 && p.n > 0 && p.at[p.n-1] >= g.end { // not yet sent when the trial is cut
+		p.n--
+	}
 	return p
 }

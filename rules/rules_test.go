@@ -222,3 +222,29 @@ func BenchmarkApply(b *testing.B) {
 		set.Apply(&st, c, t0)
 	}
 }
+
+// The chart's lines are the default set's alert levels: fever at 38.0 °C,
+// both severe-symptom levels, and worsening only once a baseline is known.
+func TestLinesOfTheDefaultSet(t *testing.T) {
+	s := Default()
+	fever := s.Lines("BODY_TEMPERATURE", nil)
+	if len(fever) != 1 || fever[0].RuleID != "fever" || fever[0].Value != 38.0 || fever[0].Unit != "Cel" || fever[0].Severity != codecs.SeverityWarning {
+		t.Fatalf("fever lines %+v", fever)
+	}
+	if l := s.Lines("PAIN_SEVERITY", nil); len(l) != 2 || l[0].Value != 3 || l[1].Value != 4 || l[1].Severity != codecs.SeverityUrgent {
+		t.Fatalf("severe-symptom lines without a baseline %+v", l)
+	}
+	if l := s.Lines("PAIN_SEVERITY", &codecs.ItemHistory{BaseN: 2, BaseSum: 3}); len(l) != 2 {
+		t.Fatalf("worsening drawn before its 3 baseline reports: %+v", l)
+	}
+	l := s.Lines("PAIN_SEVERITY", &codecs.ItemHistory{BaseN: 3, BaseSum: 4.5})
+	if len(l) != 3 || l[2].RuleID != "worsening" || l[2].Value != 3.5 {
+		t.Fatalf("lines with a baseline %+v", l)
+	}
+	if l := s.Lines("PHQ9_9", nil); len(l) != 1 || !l[0].Above || l[0].Value != 0 {
+		t.Fatalf("PHQ9_9 lines %+v", l)
+	}
+	if l := s.Lines("BODY_WEIGHT", nil); len(l) != 0 {
+		t.Fatalf("weight gain has no fixed level, got %+v", l)
+	}
+}

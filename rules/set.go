@@ -263,3 +263,43 @@ func (r *Registry) Sets() []*Set {
 	}
 	return out
 }
+
+// Line is a value a rule alerts at or above, drawn on an item's chart.
+type Line struct {
+	RuleID   string  `json:"rule_id"`
+	Kind     string  `json:"kind"`
+	Severity string  `json:"severity"`
+	Value    float64 `json:"value"`
+	// Above is true when the rule fires only above Value, not at it.
+	Above bool   `json:"above,omitempty"`
+	Unit  string `json:"unit,omitempty"`
+}
+
+// Lines are the set's fixed alert levels for item code with history h
+// (nil: none yet): threshold levels, streak levels and, once h holds the
+// rule's baseline reports, baseline + rise. Rules that alert on a change within a window or on
+// silence have no fixed level. An item's instrument is not kept with its
+// history, so a rule limited to an instrument is drawn on every item of
+// that code.
+func (s *Set) Lines(code string, h *codecs.ItemHistory) []Line {
+	var out []Line
+	for _, r := range s.Rules {
+		if !r.matches(r.Instrument, code) {
+			continue
+		}
+		switch r.Kind {
+		case KindThreshold:
+			for _, l := range r.Levels {
+				out = append(out, Line{RuleID: r.ID, Kind: r.Kind, Severity: l.Severity, Value: l.threshold(), Above: l.Above != nil, Unit: r.Unit})
+			}
+		case KindStreak:
+			out = append(out, Line{RuleID: r.ID, Kind: r.Kind, Severity: r.Severity, Value: r.AtLeast, Unit: r.Unit})
+		case KindBaselineRise:
+			if h != nil && h.BaseN > 0 && h.BaseN >= r.BaselineReports {
+				base := h.BaseSum / float64(h.BaseN)
+				out = append(out, Line{RuleID: r.ID, Kind: r.Kind, Severity: r.Severity, Value: base + r.Rise, Unit: r.Unit})
+			}
+		}
+	}
+	return out
+}

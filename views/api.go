@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/eprostream/eprostream/internal/httpauth"
+	"github.com/eprostream/eprostream/internal/redis/apikeys"
 
 	"github.com/eprostream/eprostream/codecs"
+	"github.com/eprostream/eprostream/rules"
 )
 
 // SubjectView is the answer of GET /v1/subjects/{id}.
@@ -27,6 +29,13 @@ type SubjectView struct {
 	Plan         json.RawMessage          `json:"plan,omitempty"`
 	PlanFence    int64                    `json:"plan_fence,omitempty"`
 	Baselines    map[string]*BaselineView `json:"baselines,omitempty"`
+	// Thresholds are, per item, the fixed levels the study's rule set
+	// alerts at (for the charts).
+	Thresholds map[string][]rules.Line `json:"thresholds"`
+	// Alerts are the subject's alerts among the latest the stream holds,
+	// newest first, with their acknowledgements; OpenAlerts are only the
+	// conditions that still hold.
+	Alerts []SubjectAlert `json:"alerts"`
 }
 
 // PointView is one recent value of an item.
@@ -62,7 +71,7 @@ func unix(s int64) *time.Time {
 func NewSubjectView(st codecs.SubjectState) SubjectView {
 	v := SubjectView{SubjectID: st.SubjectID, StudyID: st.StudyID, SiteID: st.SiteID, Reports: st.Reports,
 		FirstReport: unix(st.FirstAt), LastReport: unix(st.LastAt), Recent: map[string][]PointView{},
-		OpenAlerts: []OpenAlertView{}, Acknowledged: slices.Clone(st.Acked), Plan: json.RawMessage(st.Plan), PlanFence: st.Fence}
+		OpenAlerts: []OpenAlertView{}, Thresholds: map[string][]rules.Line{}, Alerts: []SubjectAlert{}, Acknowledged: slices.Clone(st.Acked), Plan: json.RawMessage(st.Plan), PlanFence: st.Fence}
 	if v.Acknowledged == nil {
 		v.Acknowledged = []string{}
 	}
@@ -114,6 +123,38 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request) {
 	case !ok || !httpauth.KeyOf(r).MayActFor(st.StudyID): // another study's subject is not shown to exist
 		writeJSON(w, http.StatusNotFound, problem{Error: "no subject with this id has reported"})
 	default:
-		writeJSON(w, http.StatusOK, NewSubjectView(st))
+		v := NewSubjectView(st)
+		set := s.rules.For(st.StudyID)
+		for code, h := range st.Items {
+			if lines := set.Lines(code, h); len(lines) > 0 {
+				v.Thresholds[code] = lines
+			}
+		}
+		v.Alerts = s.hub.SubjectAlerts(st.SubjectID)
+		if v.Alerts == nil {
+			v.Alerts = []SubjectAlert{}
+		}
+		writeJSON(w, http.StatusOK, v)
 	}
+}
+
+// Me is the answer of GET /v1/me: what the caller's key may do here.
+type Me struct {
+	KeyID   string   `json:"key_id"`
+	Name    string   `json:"name"`
+	Studies []string `json:"studies"`
+	Roles   []string `json:"roles"`
+	// MayAcknowledge: the key has the operate role and this server forwards
+	// acknowledgements to the ingest API. Which studies it may acknowledge
+	// for is decided there.
+	MayAcknowledge bool `json:"may_acknowledge"`
+}
+
+// getMe is GET /v1/me, for a key of any role: the page shows the
+// acknowledge control only to a key that may use it.
+func (s *Server) getMe(w http.ResponseWriter, r *http.Request) {
+	k := httpauth.KeyOf(r)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, Me{KeyID: k.ID, Name: k.Name, Studies: k.Studies, Roles: k.Roles,
+		MayAcknowledge: s.ack != nil && k.Has(apikeys.RoleOperate)})
 }

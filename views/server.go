@@ -21,6 +21,7 @@ import (
 	"github.com/eprostream/eprostream/internal/httpauth"
 	"github.com/eprostream/eprostream/internal/logging"
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
+	"github.com/eprostream/eprostream/rules"
 )
 
 //go:embed static
@@ -34,6 +35,8 @@ type Server struct {
 	hub      *Hub
 	lag      *lagMeter
 	guard    *httpauth.Guard
+	rules    *rules.Registry
+	ack      http.Handler
 	log      *slog.Logger
 	extra    []func(Route)
 }
@@ -55,7 +58,14 @@ type ServerDeps struct {
 	// Client reads the table's high-water marks for the staleness headers.
 	Client sarama.Client
 	Keys   httpauth.Authenticator
-	Log    *slog.Logger // nil discards
+	// Rules are the studies' rule sets, whose levels the timelines draw
+	// (nil: the default set for every study).
+	Rules *rules.Registry
+	// Acknowledge, when set, serves POST /v1/alerts/{id}/ack for the page
+	// (AckProxy: the ingest API decides and sends the command); without it
+	// the page offers no acknowledge control.
+	Acknowledge http.Handler
+	Log         *slog.Logger // nil discards
 }
 
 // Route adds an authenticated route: the handler sees the caller's key
@@ -75,7 +85,10 @@ func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("views: %w", err)
 	}
-	return &Server{cfg: cfg, subjects: deps.Subjects, hub: deps.Hub, guard: guard, log: log,
+	if deps.Rules == nil {
+		deps.Rules = rules.NewRegistry()
+	}
+	return &Server{cfg: cfg, subjects: deps.Subjects, hub: deps.Hub, guard: guard, log: log, rules: deps.Rules, ack: deps.Acknowledge,
 		lag: &lagMeter{view: deps.Subjects.view, client: deps.Client, topic: deps.Subjects.view.Topic()}}, nil
 }
 
@@ -91,6 +104,10 @@ func (s *Server) Handler() http.Handler {
 	}
 	route("GET /v1/subjects/{id}", s.getSubject)
 	route("GET /v1/alerts/stream", s.streamAlerts)
+	mux.HandleFunc("GET /v1/me", s.guard.Require(httpauth.AnyRole, s.getMe))
+	if s.ack != nil {
+		mux.Handle("POST /v1/alerts/{id}/ack", s.ack)
+	}
 	page, _ := fs.Sub(static, "static")
 	mux.Handle("GET /{$}", http.FileServerFS(page))
 	for _, register := range s.extra {

@@ -40,6 +40,7 @@ type readSide struct {
 	producer sarama.SyncProducer
 	url      string
 	stop     func()
+	ack      http.Handler // the server's Acknowledge
 }
 
 func newReadSide(t *testing.T) *readSide {
@@ -94,11 +95,11 @@ func (r *readSide) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	hub, err := views.NewHub(views.HubConfig{Topic: r.names.Alerts}, views.HubDeps{Client: client, Log: log})
+	hub, err := views.NewHub(views.HubConfig{Topic: r.names.Alerts, Commands: r.names.Commands}, views.HubDeps{Client: client, Log: log})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	srv, err := views.NewServer(views.ServerConfig{}, views.ServerDeps{Subjects: subjects, Hub: hub, Client: client, Keys: r.keys, Log: log})
+	srv, err := views.NewServer(views.ServerConfig{}, views.ServerDeps{Subjects: subjects, Hub: hub, Client: client, Keys: r.keys, Acknowledge: r.ack, Log: log})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -211,15 +212,20 @@ func sse(t *testing.T, url, lastID string) (<-chan string, func()) {
 	go func() {
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
-		var id string
+		var id, kind string
 		for sc.Scan() {
 			line := sc.Text()
 			switch {
 			case strings.HasPrefix(line, "id: "):
 				id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				kind = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
 				var a codecs.Alert
 				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &a)
+				if kind == "ack" { // an acknowledgement comes as "ack:<alert id>"
+					a.AlertID = "ack:" + a.AlertID
+				}
 				out <- id + " " + a.AlertID
 			}
 		}

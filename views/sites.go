@@ -37,7 +37,20 @@ type SiteDashboard struct {
 	// Compliance is the share of enrolled subjects who reported in the
 	// last 24 hours: daily-diary compliance.
 	Compliance float64 `json:"compliance"`
+	// Days are the last 14 UTC days, oldest first, today last.
+	Days []DayCompliance `json:"days"`
 }
+
+// DayCompliance is one day of a site: how many of its enrolled subjects
+// (as enrolled now) reported that day.
+type DayCompliance struct {
+	Date       string  `json:"date"` // YYYY-MM-DD, UTC
+	Reported   uint64  `json:"reported"`
+	Compliance float64 `json:"compliance"`
+}
+
+// complianceDays is how many days Days covers.
+const complianceDays = 14
 
 // Sites serves per-site dashboards computed from the warehouse and cached
 // in Redis (hotcache: ids validated and unknown studies cached as misses,
@@ -121,12 +134,13 @@ func Summarize(study string, sites []SiteDashboard) StudySummary {
 	return sum
 }
 
-// Register adds GET /v1/sites?study=, GET /v1/studies and
-// GET /v1/studies/{id}/summary.
+// Register adds GET /v1/sites?study=, GET /v1/studies,
+// GET /v1/studies/{id}/summary and GET /v1/studies/{study}/subjects/{id}/history.
 func (s *Sites) Register(route Route) {
 	route("GET /v1/sites", s.getSites)
 	route("GET /v1/studies", s.getStudies)
 	route("GET /v1/studies/{id}/summary", s.getSummary)
+	route("GET /v1/studies/{study}/subjects/{id}/history", s.getHistory)
 }
 
 // getSummary is a study's summary, from its cached site dashboards.
@@ -243,6 +257,11 @@ const enrolledSQL = `SELECT site_id, uniqExact(subject_id) AS enrolled FROM (
       AND subject_id NOT IN (SELECT subject_id FROM %[1]s.enrolments WHERE study_id = ?)
 ) GROUP BY site_id ORDER BY site_id`
 
+const daysSQL = `SELECT site_id, toString(toDate(submitted_at, 'UTC')) AS day, uniqExact(subject_id) AS n
+FROM %[1]s.submissions
+WHERE study_id = ? AND submitted_at >= ?
+GROUP BY site_id, day`
+
 const openAlertsSQL = `SELECT site_id, toString(severity) AS sev, count() AS n
 FROM %[1]s.alerts
 WHERE study_id = ? AND raised_at >= now() - 7 * 86400
@@ -270,11 +289,16 @@ func (s *Sites) compute(ctx context.Context, study string) ([]SiteDashboard, err
 	if err := s.addEnrolled(ctx, db, study, bySite); err != nil {
 		return nil, err
 	}
+	days, err := s.days(ctx, db, study)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]SiteDashboard, 0, len(bySite))
 	for _, d := range bySite {
 		if d.EnrolledSubjects > 0 {
 			d.Compliance = float64(recent[d.SiteID]) / float64(d.EnrolledSubjects)
 		}
+		d.Days = days.of(d.SiteID, d.EnrolledSubjects)
 		out = append(out, *d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SiteID < out[j].SiteID })
@@ -306,6 +330,53 @@ func (s *Sites) addEnrolled(ctx context.Context, db, study string, bySite map[st
 		d.EnrolledSubjects = n
 	}
 	return rows.Err()
+}
+
+// siteDays are the subjects who reported, per site and UTC day.
+type siteDays struct {
+	dates    []string // oldest first
+	reported map[string]map[string]uint64
+}
+
+// of is one site's Days; a day's compliance is capped at 1 (a subject
+// transferred away still counts where it reported).
+func (sd siteDays) of(site string, enrolled uint64) []DayCompliance {
+	out := make([]DayCompliance, len(sd.dates))
+	for i, date := range sd.dates {
+		n := sd.reported[site][date]
+		out[i] = DayCompliance{Date: date, Reported: n}
+		if enrolled > 0 {
+			out[i].Compliance = min(1, float64(n)/float64(enrolled))
+		}
+	}
+	return out
+}
+
+// days counts each site's reporting subjects on each of the last 14 UTC days.
+func (s *Sites) days(ctx context.Context, db, study string) (siteDays, error) {
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	first := today.AddDate(0, 0, -(complianceDays - 1))
+	sd := siteDays{reported: map[string]map[string]uint64{}}
+	for d := first; !d.After(today); d = d.AddDate(0, 0, 1) {
+		sd.dates = append(sd.dates, d.Format(time.DateOnly))
+	}
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(daysSQL, db), study, first)
+	if err != nil {
+		return sd, fmt.Errorf("views: compliance per day: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var site, day string
+		var n uint64
+		if err := rows.Scan(&site, &day, &n); err != nil {
+			return sd, fmt.Errorf("views: compliance per day: %w", err)
+		}
+		if sd.reported[site] == nil {
+			sd.reported[site] = map[string]uint64{}
+		}
+		sd.reported[site][day] = n
+	}
+	return sd, rows.Err()
 }
 
 func (s *Sites) addOpenAlerts(ctx context.Context, db, study string, out []SiteDashboard) error {

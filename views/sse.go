@@ -97,7 +97,7 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeEvent(w http.ResponseWriter, ev Event) {
-	fmt.Fprintf(w, "id: %s\nevent: alert\ndata: %s\n\n", ev.ID, ev.Data)
+	fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", ev.ID, ev.Name(), ev.Data)
 }
 
 func checkFilter(f Filter) string {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -21,8 +22,13 @@ import (
 // subscriber that reconnects with the id of the last alert it saw
 // (SSE's Last-Event-ID) gets everything after it and misses nothing.
 //
-// An alert's event id is "<partition>-<offset>" on epro-alerts. On start
-// the ring is filled with the latest Backfill alerts of each partition, so
+// With HubConfig.Commands set it also follows epro-commands and sends an
+// "ack" event for each acknowledgement, so every open dashboard sees an
+// alert change state when a nurse acknowledged it anywhere.
+//
+// An alert's event id is "<partition>-<offset>" on epro-alerts, an
+// acknowledgement's "c<partition>-<offset>" on epro-commands. On start
+// the ring is filled with the latest Backfill records of each partition, so
 // resumption also works across a restart of the process. An id no longer
 // in the ring (older than RingSize alerts) is answered with the whole ring:
 // at-least-once, and subscribers drop repeats by alert_id. A subscriber
@@ -34,19 +40,42 @@ type Hub struct {
 	log    *slog.Logger
 	cfg    HubConfig
 
-	mu    sync.Mutex
-	ring  []Event
-	first uint64            // sequence number of ring[0]
-	index map[string]uint64 // event id → sequence number
-	subs  map[*Subscription]struct{}
-	ready chan struct{}
+	mu     sync.Mutex
+	ring   []Event
+	first  uint64                  // sequence number of ring[0]
+	index  map[string]uint64       // event id → sequence number
+	alerts map[string]codecs.Alert // alert id → the alert, for those in the ring
+	subs   map[*Subscription]struct{}
+	ready  chan struct{}
 }
 
-// Event is one alert as the stream sends it.
+// Event is one alert, or one acknowledgement, as the stream sends it.
 type Event struct {
-	ID    string // "<partition>-<offset>"
+	ID string // "<partition>-<offset>"; "c<partition>-<offset>" for an acknowledgement
+	// Alert is the alert; for an acknowledgement, the acknowledged alert
+	// as far as the ring knows it (at least its study and subject), so the
+	// subscribers' filters apply to both alike.
 	Alert codecs.Alert
-	Data  []byte // the alert's JSON
+	Ack   *Ack   // set for an acknowledgement
+	Data  []byte // the event's JSON
+}
+
+// Ack is an "ack" event: a nurse acknowledged an alert.
+type Ack struct {
+	AlertID        string    `json:"alert_id"`
+	StudyID        string    `json:"study_id"`
+	SiteID         string    `json:"site_id,omitempty"`
+	SubjectID      string    `json:"subject_id"`
+	AcknowledgedAt time.Time `json:"acknowledged_at"`
+	By             string    `json:"by,omitempty"` // the API key's id
+}
+
+// Name is the event's SSE name: "alert" or "ack".
+func (ev Event) Name() string {
+	if ev.Ack != nil {
+		return "ack"
+	}
+	return "alert"
 }
 
 // Filter selects alerts; empty fields match everything.
@@ -72,10 +101,13 @@ type Subscription struct {
 
 // HubConfig tunes a Hub.
 type HubConfig struct {
-	Topic    string // epro-alerts, with its prefix; required
-	RingSize int    // alerts kept for resumption; default 50,000
-	Backfill int64  // alerts per partition read at start; default 5,000
-	Buffer   int    // events a subscriber may be behind before it is dropped; default 1,024
+	Topic string // epro-alerts, with its prefix; required
+	// Commands is epro-commands with its prefix: its acknowledgements become
+	// "ack" events (empty: alerts only).
+	Commands string
+	RingSize int   // events kept for resumption; default 50,000
+	Backfill int64 // records per partition read at start; default 5,000
+	Buffer   int   // events a subscriber may be behind before it is dropped; default 1,024
 }
 
 func (c *HubConfig) setDefaults() {
@@ -103,7 +135,7 @@ func NewHub(cfg HubConfig, deps HubDeps) (*Hub, error) {
 		return nil, errors.New("views: HubConfig.Topic and HubDeps.Client are required")
 	}
 	return &Hub{client: deps.Client, topic: cfg.Topic, log: logging.OrDiscard(deps.Log), cfg: cfg,
-		index: map[string]uint64{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}, nil
+		index: map[string]uint64{}, alerts: map[string]codecs.Alert{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the backfill is in the ring.
@@ -116,32 +148,41 @@ func (h *Hub) Run(ctx context.Context) error {
 		return fmt.Errorf("views: alert stream: %w", err)
 	}
 	defer consumer.Close()
-	parts, err := h.client.Partitions(h.topic)
-	if err != nil {
-		return fmt.Errorf("views: alert stream: %s: %w", h.topic, err)
+	type partition struct {
+		topic string
+		p     int32
 	}
 	msgs := make(chan *sarama.ConsumerMessage, 1024)
 	pending := 0 // partitions still reading their backfill
-	ends := map[int32]int64{}
-	for _, p := range parts {
-		pc, end, err := h.consume(consumer, p)
+	ends := map[partition]int64{}
+	for _, topic := range []string{h.topic, h.cfg.Commands} {
+		if topic == "" {
+			continue
+		}
+		parts, err := h.client.Partitions(topic)
 		if err != nil {
-			return err
+			return fmt.Errorf("views: alert stream: %s: %w", topic, err)
 		}
-		defer pc.Close()
-		if end > 0 {
-			ends[p] = end
-			pending++
-		}
-		go func() {
-			for m := range pc.Messages() {
-				select {
-				case msgs <- m:
-				case <-ctx.Done():
-					return
-				}
+		for _, p := range parts {
+			pc, end, err := h.consume(consumer, topic, p)
+			if err != nil {
+				return err
 			}
-		}()
+			defer pc.Close()
+			if end > 0 {
+				ends[partition{topic, p}] = end
+				pending++
+			}
+			go func() {
+				for m := range pc.Messages() {
+					select {
+					case msgs <- m:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+		}
 	}
 	if pending == 0 {
 		close(h.ready)
@@ -153,8 +194,8 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		case m := <-msgs:
 			h.publish(m)
-			if end, ok := ends[m.Partition]; ok && m.Offset >= end-1 {
-				delete(ends, m.Partition)
+			if end, ok := ends[partition{m.Topic, m.Partition}]; ok && m.Offset >= end-1 {
+				delete(ends, partition{m.Topic, m.Partition})
 				if pending--; pending == 0 {
 					close(h.ready)
 				}
@@ -163,20 +204,20 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// consume starts partition p Backfill records before its end; end is the
-// partition's high-water mark at start.
-func (h *Hub) consume(consumer sarama.Consumer, p int32) (sarama.PartitionConsumer, int64, error) {
-	oldest, err := h.client.GetOffset(h.topic, p, sarama.OffsetOldest)
+// consume starts partition p of topic Backfill records before its end;
+// end is the partition's high-water mark at start.
+func (h *Hub) consume(consumer sarama.Consumer, topic string, p int32) (sarama.PartitionConsumer, int64, error) {
+	oldest, err := h.client.GetOffset(topic, p, sarama.OffsetOldest)
 	if err != nil {
 		return nil, 0, fmt.Errorf("views: alert stream: %w", err)
 	}
-	end, err := h.client.GetOffset(h.topic, p, sarama.OffsetNewest)
+	end, err := h.client.GetOffset(topic, p, sarama.OffsetNewest)
 	if err != nil {
 		return nil, 0, fmt.Errorf("views: alert stream: %w", err)
 	}
-	pc, err := consumer.ConsumePartition(h.topic, p, max(oldest, end-h.cfg.Backfill))
+	pc, err := consumer.ConsumePartition(topic, p, max(oldest, end-h.cfg.Backfill))
 	if err != nil {
-		return nil, 0, fmt.Errorf("views: alert stream: partition %d: %w", p, err)
+		return nil, 0, fmt.Errorf("views: alert stream: %s partition %d: %w", topic, p, err)
 	}
 	if end <= oldest {
 		end = 0 // nothing to backfill
@@ -185,23 +226,69 @@ func (h *Hub) consume(consumer sarama.Consumer, p int32) (sarama.PartitionConsum
 }
 
 func (h *Hub) publish(m *sarama.ConsumerMessage) {
+	id := strconv.Itoa(int(m.Partition)) + "-" + strconv.FormatInt(m.Offset, 10)
+	if m.Topic != h.topic {
+		h.publishAck(m, "c"+id)
+		return
+	}
 	var a codecs.Alert
 	if err := json.Unmarshal(m.Value, &a); err != nil || a.AlertID == "" {
 		h.log.Debug("alert stream: undecodable record skipped", "partition", m.Partition, "offset", m.Offset)
 		return
 	}
-	ev := Event{ID: strconv.Itoa(int(m.Partition)) + "-" + strconv.FormatInt(m.Offset, 10), Alert: a, Data: m.Value}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.alerts[a.AlertID] = a
+	h.add(Event{ID: id, Alert: a, Data: m.Value})
+}
+
+// publishAck turns an acknowledgement on epro-commands into an "ack"
+// event; other commands are not shown.
+func (h *Hub) publishAck(m *sarama.ConsumerMessage, id string) {
+	var c codecs.Command
+	if err := json.Unmarshal(m.Value, &c); err != nil || c.Kind != codecs.CommandAlertAcknowledged || c.AlertID == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a, ok := h.alerts[c.AlertID]
+	if !ok || a.StudyID != c.StudyID || a.SubjectID != c.SubjectID {
+		a = codecs.Alert{AlertID: c.AlertID, StudyID: c.StudyID, SubjectID: c.SubjectID}
+	}
+	ack := &Ack{AlertID: c.AlertID, StudyID: c.StudyID, SiteID: a.SiteID, SubjectID: c.SubjectID, AcknowledgedAt: c.At.UTC(), By: c.By}
+	data, _ := json.Marshal(ack)
+	h.add(Event{ID: id, Alert: a, Ack: ack, Data: data})
+}
+
+// about is the alert ev is about, for the filters: an acknowledgement read
+// before its alert (the two topics are read side by side) is matched with
+// the alert once the ring has it; h.mu is held.
+func (h *Hub) about(ev Event) codecs.Alert {
+	if ev.Ack == nil || ev.Alert.SiteID != "" {
+		return ev.Alert
+	}
+	if a, ok := h.alerts[ev.Ack.AlertID]; ok && a.StudyID == ev.Ack.StudyID && a.SubjectID == ev.Ack.SubjectID {
+		return a
+	}
+	return ev.Alert
+}
+
+// add puts ev in the ring and sends it to the subscribers whose filter it
+// passes; h.mu is held.
+func (h *Hub) add(ev Event) {
 	h.index[ev.ID] = h.first + uint64(len(h.ring))
 	h.ring = append(h.ring, ev)
 	if over := len(h.ring) - h.cfg.RingSize; over > 0 {
 		for _, old := range h.ring[:over] {
 			delete(h.index, old.ID)
+			if old.Ack == nil && h.alerts[old.Alert.AlertID].RaisedAt.Equal(old.Alert.RaisedAt) {
+				delete(h.alerts, old.Alert.AlertID)
+			}
 		}
 		h.ring = append(h.ring[:0:0], h.ring[over:]...)
 		h.first += uint64(over)
 	}
+	a := h.about(ev)
 	for s := range h.subs {
 		if !s.filter.Match(a) {
 			continue
@@ -224,13 +311,28 @@ func (h *Hub) Subscribe(lastID string, recent int, f Filter) (*Subscription, []E
 	s := &Subscription{C: make(chan Event, h.cfg.Buffer), filter: f}
 	h.subs[s] = struct{}{}
 	if lastID == "" {
+		// The latest recent alerts, with the acknowledgements of those.
 		var backlog []Event
-		for i := len(h.ring) - 1; i >= 0 && len(backlog) < recent; i-- {
-			if f.Match(h.ring[i].Alert) {
-				backlog = append(backlog, h.ring[i])
+		shown := map[string]bool{}
+		for i := len(h.ring) - 1; i >= 0 && len(shown) < recent; i-- {
+			if ev := h.ring[i]; ev.Ack == nil && f.Match(ev.Alert) && !shown[ev.Alert.AlertID] {
+				shown[ev.Alert.AlertID] = true
+			}
+		}
+		for i := len(h.ring) - 1; i >= 0 && len(shown) > 0; i-- {
+			if ev := h.ring[i]; shown[ev.Alert.AlertID] && f.Match(h.about(ev)) {
+				backlog = append(backlog, ev)
 			}
 		}
 		slices.Reverse(backlog)
+		// Alerts first: an acknowledgement may precede its alert in the ring.
+		acks := func(ev Event) int {
+			if ev.Ack != nil {
+				return 1
+			}
+			return 0
+		}
+		slices.SortStableFunc(backlog, func(a, b Event) int { return acks(a) - acks(b) })
 		return s, backlog
 	}
 	from := 0
@@ -239,7 +341,7 @@ func (h *Hub) Subscribe(lastID string, recent int, f Filter) (*Subscription, []E
 	}
 	var backlog []Event
 	for _, ev := range h.ring[from:] {
-		if f.Match(ev.Alert) {
+		if f.Match(h.about(ev)) {
 			backlog = append(backlog, ev)
 		}
 	}
@@ -263,4 +365,40 @@ func (h *Hub) closeAll() {
 		delete(h.subs, s)
 		close(s.C)
 	}
+}
+
+// SubjectAlert is one of a subject's alerts, with its acknowledgement.
+type SubjectAlert struct {
+	codecs.Alert
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+}
+
+// maxSubjectAlerts bounds SubjectAlerts' answer.
+const maxSubjectAlerts = 200
+
+// SubjectAlerts returns the subject's alerts among the ring's events (the
+// latest RingSize), newest first, each once, at most 200.
+func (h *Hub) SubjectAlerts(subject string) []SubjectAlert {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	acked := map[string]time.Time{}
+	seen := map[string]bool{}
+	var out []SubjectAlert
+	for i := len(h.ring) - 1; i >= 0; i-- {
+		ev := h.ring[i]
+		switch {
+		case ev.Alert.SubjectID != subject:
+		case ev.Ack != nil:
+			acked[ev.Ack.AlertID] = ev.Ack.AcknowledgedAt
+		case !seen[ev.Alert.AlertID] && len(out) < maxSubjectAlerts:
+			seen[ev.Alert.AlertID] = true
+			out = append(out, SubjectAlert{Alert: ev.Alert})
+		}
+	}
+	for i := range out {
+		if at, ok := acked[out[i].AlertID]; ok {
+			out[i].AcknowledgedAt = &at
+		}
+	}
+	return out
 }

@@ -18,12 +18,15 @@ import (
 	"github.com/eprostream/eprostream/internal/redis/apikeys"
 	"github.com/eprostream/eprostream/internal/supervise"
 	"github.com/eprostream/eprostream/processors/delivery"
+	"github.com/eprostream/eprostream/rules"
 	"github.com/eprostream/eprostream/views"
 	"github.com/eprostream/eprostream/webhooks"
 )
 
 type viewsFlags struct {
 	listen, stateDir string
+	ingestURL        string
+	rulesDir         string
 	webhooks         bool
 }
 
@@ -38,6 +41,8 @@ to callers with an API key of the read role ('eprostream apikey create --role re
   GET /v1/sites?study=    site dashboards (from ClickHouse, cached in Redis)
   GET /v1/studies         studies with submissions (cached)
   GET /v1/alerts/stream   Server-Sent Events, ?study= ?site= ?severity=, resumes with Last-Event-ID
+  GET /v1/me              what the caller's key may do (any role)
+  POST /v1/alerts/{id}/ack forwarded to the ingest API at --ingest-url (operate role)
   GET /                   the dashboard page (open it with #key=epk_… or type the key)
 goka's monitor of the view is on the admin endpoint (ADMIN_ADDR), at /monitor/.
 With --webhooks (default) it also delivers every alert to the webhook
@@ -48,6 +53,8 @@ subscriptions of 'eprostream webhook create', as the consumer group "webhooks".`
 	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:8081", "address of the read API and dashboard")
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "eprostream-views"), "local copy of subject-table (rebuilt from Kafka when missing)")
 	cmd.Flags().BoolVar(&f.webhooks, "webhooks", true, "deliver alerts to webhook subscriptions")
+	cmd.Flags().StringVar(&f.ingestURL, "ingest-url", "", "the ingest API the dashboard's acknowledgements go to, e.g. http://127.0.0.1:8080 (empty: the page offers none)")
+	cmd.Flags().StringVar(&f.rulesDir, "rules-dir", "", "folder of per-study rule sets (*.yaml), as given to process, for the timelines' threshold lines")
 	return cmd
 }
 
@@ -80,7 +87,7 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 		return err
 	}
 	keys := apikeys.NewStore(rdb, a.cfg.RedisPrefix())
-	hub, err := views.NewHub(views.HubConfig{Topic: names.Alerts}, views.HubDeps{Client: client, Log: a.log})
+	hub, err := views.NewHub(views.HubConfig{Topic: names.Alerts, Commands: names.Commands}, views.HubDeps{Client: client, Log: a.log})
 	if err != nil {
 		return err
 	}
@@ -92,8 +99,18 @@ func runViews(ctx context.Context, a *app, f viewsFlags) error {
 	if cert != nil {
 		vcfg.TLS = cert.Config()
 	}
-	srv, err := views.NewServer(vcfg, views.ServerDeps{Subjects: subjects,
-		Hub: hub, Client: client, Keys: keys, Log: a.log})
+	deps := views.ServerDeps{Subjects: subjects, Hub: hub, Client: client, Keys: keys, Rules: rules.NewRegistry(), Log: a.log}
+	if f.rulesDir != "" {
+		if deps.Rules, err = rules.LoadDir(f.rulesDir); err != nil {
+			return err
+		}
+	}
+	if f.ingestURL != "" {
+		if deps.Acknowledge, err = views.AckProxy(f.ingestURL, a.log); err != nil {
+			return err
+		}
+	}
+	srv, err := views.NewServer(vcfg, deps)
 	if err != nil {
 		return err
 	}

@@ -89,6 +89,9 @@ func TokenOf(r *http.Request) string {
 	return a.token
 }
 
+// AnyRole, as Require's role, admits a valid key of any role.
+const AnyRole = ""
+
 // Require admits requests with a valid key that holds role.
 func (g *Guard) Require(role string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +114,7 @@ func (g *Guard) Require(role string, next http.HandlerFunc) http.HandlerFunc {
 			g.refuse(w, err)
 			return
 		}
-		if !k.Has(role) {
+		if role != AnyRole && !k.Has(role) {
 			g.deps.Fail(w, http.StatusForbidden, "this API key lacks the "+role+" role")
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -24,7 +25,7 @@ import (
 func newDemoCmd(a *app) *cobra.Command {
 	lf := &loadgenFlags{}
 	var duration, linger time.Duration
-	var dashboard string
+	var dashboard, ingest string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the groups on a synthetic trial for about a minute and report what happened",
@@ -32,19 +33,29 @@ func newDemoCmd(a *app) *cobra.Command {
 runs the intake and subject groups and the missed-diary scheduler in this
 process, sends a synthetic trial for --duration at --rate, waits until every
 record is processed, and prints throughput, alerts per rule, the DLQ count and
-the time from submission to alert.`,
+the time from submission to alert. The trial's last simulated day is today, up
+to now. The dashboard (--dashboard) runs beside it, with the ingest API
+(--ingest) for its acknowledgements; the demo prints its address with a read
+key and with a nurse's key (read and operate).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, a, lf, duration, dashboard, linger) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd, a, lf, duration, demoAddrs{dashboard: dashboard, ingest: ingest}, linger)
+		},
 	}
 	lf.register(cmd)
 	cmd.Flags().DurationVar(&duration, "duration", time.Minute, "how long to send load")
 	cmd.Flags().StringVar(&dashboard, "dashboard", "127.0.0.1:8081", "address of the dashboard during the demo; empty disables it")
+	cmd.Flags().StringVar(&ingest, "ingest", "127.0.0.1:8080", "address of the ingest API during the demo, for the dashboard's acknowledgements; empty disables them")
 	cmd.Flags().DurationVar(&linger, "linger", 0, "keep the dashboard up this long after the report (Ctrl-C ends it sooner)")
 	_ = cmd.Flags().Set("subjects-per-site", "100")
 	return cmd
 }
 
-func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duration, dashboard string, linger time.Duration) error {
+// demoAddrs are where the demo serves its dashboard and ingest API.
+type demoAddrs struct{ dashboard, ingest string }
+
+func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duration, addrs demoAddrs, linger time.Duration) error {
+	dashboard := addrs.dashboard
 	ctx := cmd.Context()
 	stamp := time.Now().UTC().Format("20060102_150405")
 	if !cmd.Flags().Changed("topic-prefix") && os.Getenv("TOPIC_PREFIX") == "" {
@@ -57,10 +68,12 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 		lf.total = int(lf.rate * duration.Seconds())
 	}
 	if !cmd.Flags().Changed("days") && lf.total > 0 {
-		// Fit the trial to the load, so it ends yesterday as a live one would
-		// (subjects send about 3.3 records a day).
+		// Fit the trial to the load (subjects send about 3.3 records a day)
+		// and send all of it, so its last day, today, is there as in a live
+		// trial.
 		subjects := lf.gen.Studies * lf.gen.SitesPerStudy * lf.gen.SubjectsPerSite
 		lf.gen.Days = max(1, int(float64(lf.total)/(3.3*float64(max(subjects, 1)))))
+		lf.total = 0
 	}
 	fmt.Fprintf(a.stdout, "demo: topics under prefix %q, ClickHouse database %s\n", a.cfg.TopicPrefix, a.cfg.ClickHouseDatabase)
 	if err := runMigrate(ctx, a); err != nil {
@@ -80,18 +93,29 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 	}()
 	defer func() { stopGroups(); <-groupsDone }()
 	if dashboard != "" {
+		vf := viewsFlags{listen: dashboard, stateDir: filepath.Join(stateDir, "views")}
+		if addrs.ingest != "" {
+			done, err := startDemoIngest(groupsCtx, a, addrs.ingest)
+			if err != nil {
+				return err
+			}
+			defer func() { stopGroups(); <-done }()
+			vf.ingestURL = "http://" + addrs.ingest
+		}
 		viewsDone := make(chan error, 1)
 		viewsApp := *a
 		viewsApp.cfg.AdminAddr = "" // the groups serve this process's admin endpoints
-		go func() {
-			viewsDone <- runViews(groupsCtx, &viewsApp, viewsFlags{listen: dashboard, stateDir: filepath.Join(stateDir, "views")})
-		}()
+		go func() { viewsDone <- runViews(groupsCtx, &viewsApp, vf) }()
 		defer func() { stopGroups(); <-viewsDone }()
-		token, err := demoReadKey(ctx, a)
+		read, nurse, err := demoKeys(ctx, a)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "demo: dashboard at http://%s/#key=%s\n      (live alerts, site compliance, subject timelines; the key reads every study for a day)\n", dashboard, token)
+		fmt.Fprintf(a.stdout, "demo: dashboard (live alerts, site compliance, subject timelines; the keys cover every study for a day)\n"+
+			"      read only:                  http://%s/#key=%s\n", dashboard, read)
+		if addrs.ingest != "" {
+			fmt.Fprintf(a.stdout, "      nurse (read, acknowledge):  http://%s/#key=%s\n", dashboard, nurse)
+		}
 	}
 
 	if err := enrolTrial(ctx, a, lf); err != nil {
@@ -99,7 +123,11 @@ func runDemo(cmd *cobra.Command, a *app, lf *loadgenFlags, duration time.Duratio
 	}
 	var mu sync.Mutex
 	sentAt := demo.SentAt{}
-	fmt.Fprintf(a.stdout, "demo: sending up to %d records at %.0f/s\n", lf.total, lf.rate)
+	if lf.total > 0 {
+		fmt.Fprintf(a.stdout, "demo: sending up to %d records at %.0f/s\n", lf.total, lf.rate)
+	} else {
+		fmt.Fprintf(a.stdout, "demo: sending a %d-day trial ending now at %.0f/s\n", lf.gen.Days, lf.rate)
+	}
 	sum, err := runLoadgen(ctx, a, lf, cmd.ErrOrStderr(), func(id string, at time.Time) {
 		mu.Lock()
 		sentAt[id] = at
@@ -177,14 +205,42 @@ func sweepOnce(ctx context.Context, a *app, stateDir string) error {
 	return err
 }
 
-// demoReadKey creates an API key that reads every study for a day, for
-// the demo's dashboard.
-func demoReadKey(ctx context.Context, a *app) (string, error) {
+// demoKeys creates the demo dashboard's API keys, each for every study and
+// a day: one that reads, and a nurse's that also acknowledges (operate).
+func demoKeys(ctx context.Context, a *app) (read, nurse string, err error) {
 	rdb := connect.Redis(a.cfg)
 	defer rdb.Close()
-	_, token, err := apikeys.NewStore(rdb, a.cfg.RedisPrefix()).Create(ctx, apikeys.Spec{Name: "demo dashboard",
-		Studies: []string{apikeys.AllStudies}, Roles: []string{apikeys.RoleRead}, Lifetime: 24 * time.Hour})
-	return token, err
+	store := apikeys.NewStore(rdb, a.cfg.RedisPrefix())
+	if _, read, err = store.Create(ctx, apikeys.Spec{Name: "demo dashboard", Studies: []string{apikeys.AllStudies},
+		Roles: []string{apikeys.RoleRead}, Lifetime: 24 * time.Hour}); err != nil {
+		return "", "", err
+	}
+	_, nurse, err = store.Create(ctx, apikeys.Spec{Name: "demo nurse", Studies: []string{apikeys.AllStudies},
+		Roles: []string{apikeys.RoleRead, apikeys.RoleOperate}, Lifetime: 24 * time.Hour})
+	return read, nurse, err
+}
+
+// startDemoIngest serves the ingest API on addr until ctx ends, with its
+// defaults, for the dashboard's acknowledgements.
+func startDemoIngest(ctx context.Context, a *app, addr string) (<-chan error, error) {
+	f := &ingestFlags{}
+	f.register(&cobra.Command{}) // the flags' defaults
+	f.gw.Addr = addr
+	ingestApp := *a
+	ingestApp.cfg.AdminAddr = ""
+	run, _, err := newIngest(&ingestApp, f, prometheus.NewRegistry())
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.log.Error("demo: the ingest API stopped: the dashboard cannot acknowledge", "addr", addr, "err", err)
+		}
+		done <- err
+	}()
+	return done, nil
 }
 
 // enrolTrial enrols the synthetic trial's subjects in the study registry,

@@ -40,13 +40,29 @@ type Hub struct {
 	log    *slog.Logger
 	cfg    HubConfig
 
-	mu     sync.Mutex
-	ring   []Event
-	first  uint64                  // sequence number of ring[0]
-	index  map[string]uint64       // event id → sequence number
-	alerts map[string]codecs.Alert // alert id → the alert, for those in the ring
-	subs   map[*Subscription]struct{}
-	ready  chan struct{}
+	mu    sync.Mutex
+	ring  []Event
+	first uint64            // sequence number of ring[0]
+	index map[string]uint64 // event id → sequence number
+	// Indexes of the ring, kept as it grows and sheds: alert id → the
+	// latest copy of the alert and its sequence number; subject id → its
+	// alert events' ids, oldest first (repeats included); alert id → the
+	// latest acknowledgement.
+	alerts    map[string]ringAlert
+	bySubject map[string][]string
+	acked     map[string]ringAck
+	subs      map[*Subscription]struct{}
+	ready     chan struct{}
+}
+
+type ringAlert struct {
+	alert codecs.Alert
+	seq   uint64
+}
+
+type ringAck struct {
+	at  time.Time
+	seq uint64
 }
 
 // Event is one alert, or one acknowledgement, as the stream sends it.
@@ -135,7 +151,7 @@ func NewHub(cfg HubConfig, deps HubDeps) (*Hub, error) {
 		return nil, errors.New("views: HubConfig.Topic and HubDeps.Client are required")
 	}
 	return &Hub{client: deps.Client, topic: cfg.Topic, log: logging.OrDiscard(deps.Log), cfg: cfg,
-		index: map[string]uint64{}, alerts: map[string]codecs.Alert{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}, nil
+		index: map[string]uint64{}, alerts: map[string]ringAlert{}, bySubject: map[string][]string{}, acked: map[string]ringAck{}, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the backfill is in the ring.
@@ -238,7 +254,8 @@ func (h *Hub) publish(m *sarama.ConsumerMessage) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.alerts[a.AlertID] = a
+	h.alerts[a.AlertID] = ringAlert{alert: a, seq: h.first + uint64(len(h.ring))}
+	h.bySubject[a.SubjectID] = append(h.bySubject[a.SubjectID], a.AlertID)
 	h.add(Event{ID: id, Alert: a, Data: m.Value})
 }
 
@@ -251,12 +268,14 @@ func (h *Hub) publishAck(m *sarama.ConsumerMessage, id string) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	a, ok := h.alerts[c.AlertID]
+	r, ok := h.alerts[c.AlertID]
+	a := r.alert
 	if !ok || a.StudyID != c.StudyID || a.SubjectID != c.SubjectID {
 		a = codecs.Alert{AlertID: c.AlertID, StudyID: c.StudyID, SubjectID: c.SubjectID}
 	}
 	ack := &Ack{AlertID: c.AlertID, StudyID: c.StudyID, SiteID: a.SiteID, SubjectID: c.SubjectID, AcknowledgedAt: c.At.UTC(), By: c.By}
 	data, _ := json.Marshal(ack)
+	h.acked[c.AlertID] = ringAck{at: ack.AcknowledgedAt, seq: h.first + uint64(len(h.ring))}
 	h.add(Event{ID: id, Alert: a, Ack: ack, Data: data})
 }
 
@@ -267,8 +286,8 @@ func (h *Hub) about(ev Event) codecs.Alert {
 	if ev.Ack == nil || ev.Alert.SiteID != "" {
 		return ev.Alert
 	}
-	if a, ok := h.alerts[ev.Ack.AlertID]; ok && a.StudyID == ev.Ack.StudyID && a.SubjectID == ev.Ack.SubjectID {
-		return a
+	if r, ok := h.alerts[ev.Ack.AlertID]; ok && r.alert.StudyID == ev.Ack.StudyID && r.alert.SubjectID == ev.Ack.SubjectID {
+		return r.alert
 	}
 	return ev.Alert
 }
@@ -279,10 +298,22 @@ func (h *Hub) add(ev Event) {
 	h.index[ev.ID] = h.first + uint64(len(h.ring))
 	h.ring = append(h.ring, ev)
 	if over := len(h.ring) - h.cfg.RingSize; over > 0 {
-		for _, old := range h.ring[:over] {
+		for i, old := range h.ring[:over] {
+			seq := h.first + uint64(i)
 			delete(h.index, old.ID)
-			if old.Ack == nil && h.alerts[old.Alert.AlertID].RaisedAt.Equal(old.Alert.RaisedAt) {
+			if old.Ack != nil {
+				if h.acked[old.Ack.AlertID].seq == seq {
+					delete(h.acked, old.Ack.AlertID)
+				}
+				continue
+			}
+			if h.alerts[old.Alert.AlertID].seq == seq {
 				delete(h.alerts, old.Alert.AlertID)
+			}
+			if ids := h.bySubject[old.Alert.SubjectID]; len(ids) > 1 {
+				h.bySubject[old.Alert.SubjectID] = ids[1:]
+			} else {
+				delete(h.bySubject, old.Alert.SubjectID)
 			}
 		}
 		h.ring = append(h.ring[:0:0], h.ring[over:]...)
@@ -381,24 +412,21 @@ const maxSubjectAlerts = 200
 func (h *Hub) SubjectAlerts(subject string) []SubjectAlert {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	acked := map[string]time.Time{}
-	seen := map[string]bool{}
+	ids := h.bySubject[subject]
+	seen := make(map[string]bool, len(ids))
 	var out []SubjectAlert
-	for i := len(h.ring) - 1; i >= 0; i-- {
-		ev := h.ring[i]
-		switch {
-		case ev.Alert.SubjectID != subject:
-		case ev.Ack != nil:
-			acked[ev.Ack.AlertID] = ev.Ack.AcknowledgedAt
-		case !seen[ev.Alert.AlertID] && len(out) < maxSubjectAlerts:
-			seen[ev.Alert.AlertID] = true
-			out = append(out, SubjectAlert{Alert: ev.Alert})
+	for i := len(ids) - 1; i >= 0 && len(out) < maxSubjectAlerts; i-- {
+		r, ok := h.alerts[ids[i]]
+		if seen[ids[i]] || !ok {
+			continue
 		}
-	}
-	for i := range out {
-		if at, ok := acked[out[i].AlertID]; ok {
-			out[i].AcknowledgedAt = &at
+		seen[ids[i]] = true
+		sa := SubjectAlert{Alert: r.alert}
+		if k, ok := h.acked[ids[i]]; ok {
+			at := k.at
+			sa.AcknowledgedAt = &at
 		}
+		out = append(out, sa)
 	}
 	return out
 }

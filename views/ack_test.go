@@ -55,7 +55,13 @@ func TestAcknowledgementsReachEveryStream(t *testing.T) {
 		}
 	}
 
-	resp, body := r.get("/v1/subjects/"+subject, r.token)
+	if _, body := r.get("/v1/subjects/"+subject, r.token); strings.Contains(string(body), `"thresholds"`) || strings.Contains(string(body), `"alerts"`) {
+		t.Fatalf("without ?with= the answer is the state alone: %s", body)
+	}
+	if resp, _ := r.get("/v1/subjects/"+subject+"?with=everything", r.token); resp.StatusCode != 400 {
+		t.Fatalf("?with=everything: %d, want 400", resp.StatusCode)
+	}
+	resp, body := r.get("/v1/subjects/"+subject+"?with=thresholds,alerts", r.token)
 	var v views.SubjectView
 	if err := json.Unmarshal(body, &v); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eprostream/eprostream/internal/httpauth"
@@ -30,12 +31,12 @@ type SubjectView struct {
 	PlanFence    int64                    `json:"plan_fence,omitempty"`
 	Baselines    map[string]*BaselineView `json:"baselines,omitempty"`
 	// Thresholds are, per item, the fixed levels the study's rule set
-	// alerts at (for the charts).
-	Thresholds map[string][]rules.Line `json:"thresholds"`
+	// alerts at (for the charts); with ?with=thresholds.
+	Thresholds map[string][]rules.Line `json:"thresholds,omitempty"`
 	// Alerts are the subject's alerts among the latest the stream holds,
-	// newest first, with their acknowledgements; OpenAlerts are only the
-	// conditions that still hold.
-	Alerts []SubjectAlert `json:"alerts"`
+	// newest first, with their acknowledgements (OpenAlerts are only the
+	// conditions that still hold); with ?with=alerts.
+	Alerts []SubjectAlert `json:"alerts,omitempty"`
 }
 
 // PointView is one recent value of an item.
@@ -71,7 +72,7 @@ func unix(s int64) *time.Time {
 func NewSubjectView(st codecs.SubjectState) SubjectView {
 	v := SubjectView{SubjectID: st.SubjectID, StudyID: st.StudyID, SiteID: st.SiteID, Reports: st.Reports,
 		FirstReport: unix(st.FirstAt), LastReport: unix(st.LastAt), Recent: map[string][]PointView{},
-		OpenAlerts: []OpenAlertView{}, Thresholds: map[string][]rules.Line{}, Alerts: []SubjectAlert{}, Acknowledged: slices.Clone(st.Acked), Plan: json.RawMessage(st.Plan), PlanFence: st.Fence}
+		OpenAlerts: []OpenAlertView{}, Acknowledged: slices.Clone(st.Acked), Plan: json.RawMessage(st.Plan), PlanFence: st.Fence}
 	if v.Acknowledged == nil {
 		v.Acknowledged = []string{}
 	}
@@ -105,7 +106,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// getSubject is GET /v1/subjects/{id}. Headers say how fresh the answer
+// getSubject is GET /v1/subjects/{id}; ?with=thresholds,alerts adds the
+// rule set's levels and the subject's alerts (the dashboard asks for both;
+// without them the answer is the state alone). Headers say how fresh the answer
 // is: X-View-Lag-Records (table records this view has not applied yet,
 // measured every second) and X-View-Recovered (false while the view is
 // still loading the table: a 404 then may be a subject not loaded yet).
@@ -113,6 +116,20 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-View-Lag-Records", strconv.FormatInt(s.lag.lag.Load(), 10))
 	w.Header().Set("X-View-Recovered", strconv.FormatBool(s.subjects.Recovered()))
 	w.Header().Set("Cache-Control", "no-store")
+	var thresholds, alerts bool
+	for _, with := range r.URL.Query()["with"] {
+		for _, part := range strings.Split(with, ",") {
+			switch part {
+			case "thresholds":
+				thresholds = true
+			case "alerts":
+				alerts = true
+			default:
+				writeJSON(w, http.StatusBadRequest, problem{Error: "with must list thresholds and/or alerts, comma-separated"})
+				return
+			}
+		}
+	}
 	st, ok, err := s.subjects.Get(r.PathValue("id"))
 	switch {
 	case errors.Is(err, ErrBadID):
@@ -124,15 +141,19 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, problem{Error: "no subject with this id has reported"})
 	default:
 		v := NewSubjectView(st)
-		set := s.rules.For(st.StudyID)
-		for code, h := range st.Items {
-			if lines := set.Lines(code, h); len(lines) > 0 {
-				v.Thresholds[code] = lines
+		if thresholds {
+			v.Thresholds = map[string][]rules.Line{}
+			set := s.rules.For(st.StudyID)
+			for code, h := range st.Items {
+				if lines := set.Lines(code, h); len(lines) > 0 {
+					v.Thresholds[code] = lines
+				}
 			}
 		}
-		v.Alerts = s.hub.SubjectAlerts(st.SubjectID)
-		if v.Alerts == nil {
-			v.Alerts = []SubjectAlert{}
+		if alerts {
+			if v.Alerts = s.hub.SubjectAlerts(st.SubjectID); v.Alerts == nil {
+				v.Alerts = []SubjectAlert{}
+			}
 		}
 		writeJSON(w, http.StatusOK, v)
 	}

@@ -37,16 +37,13 @@ type SiteDashboard struct {
 	// Compliance is the share of enrolled subjects who reported in the
 	// last 24 hours: daily-diary compliance.
 	Compliance float64 `json:"compliance"`
-	// Days are the last 14 UTC days, oldest first, today last.
-	Days []DayCompliance `json:"days"`
-}
-
-// DayCompliance is one day of a site: how many of its enrolled subjects
-// (as enrolled now) reported that day.
-type DayCompliance struct {
-	Date       string  `json:"date"` // YYYY-MM-DD, UTC
-	Reported   uint64  `json:"reported"`
-	Compliance float64 `json:"compliance"`
+	// ReportedPerDay are the site's subjects who reported on each of the
+	// last 14 UTC days, from DaysFrom (YYYY-MM-DD), oldest first, today
+	// last; a day's compliance is its count over EnrolledSubjects (as
+	// enrolled now; at most 1). Kept as numbers: every dashboard read
+	// carries them.
+	DaysFrom       string   `json:"days_from"`
+	ReportedPerDay []uint64 `json:"reported_per_day"`
 }
 
 // complianceDays is how many days Days covers.
@@ -298,7 +295,7 @@ func (s *Sites) compute(ctx context.Context, study string) ([]SiteDashboard, err
 		if d.EnrolledSubjects > 0 {
 			d.Compliance = float64(recent[d.SiteID]) / float64(d.EnrolledSubjects)
 		}
-		d.Days = days.of(d.SiteID, d.EnrolledSubjects)
+		d.DaysFrom, d.ReportedPerDay = days.dates[0], days.of(d.SiteID)
 		out = append(out, *d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SiteID < out[j].SiteID })
@@ -338,16 +335,11 @@ type siteDays struct {
 	reported map[string]map[string]uint64
 }
 
-// of is one site's Days; a day's compliance is capped at 1 (a subject
-// transferred away still counts where it reported).
-func (sd siteDays) of(site string, enrolled uint64) []DayCompliance {
-	out := make([]DayCompliance, len(sd.dates))
+// of is one site's ReportedPerDay.
+func (sd siteDays) of(site string) []uint64 {
+	out := make([]uint64, len(sd.dates))
 	for i, date := range sd.dates {
-		n := sd.reported[site][date]
-		out[i] = DayCompliance{Date: date, Reported: n}
-		if enrolled > 0 {
-			out[i].Compliance = min(1, float64(n)/float64(enrolled))
-		}
+		out[i] = sd.reported[site][date]
 	}
 	return out
 }

@@ -37,13 +37,19 @@ type SiteDashboard struct {
 	// Compliance is the share of enrolled subjects who reported in the
 	// last 24 hours: daily-diary compliance.
 	Compliance float64 `json:"compliance"`
-	// ReportedPerDay are the site's subjects who reported on each of the
-	// last 14 UTC days, from DaysFrom (YYYY-MM-DD), oldest first, today
-	// last; a day's compliance is its count over EnrolledSubjects (as
-	// enrolled now; at most 1). Kept as numbers: every dashboard read
-	// carries them.
-	DaysFrom       string   `json:"days_from"`
-	ReportedPerDay []uint64 `json:"reported_per_day"`
+	// With ?with=days, ReportedPerDay are the site's subjects who reported
+	// on each of the last 14 UTC days, from DaysFrom (YYYY-MM-DD), oldest
+	// first, today last; a day's compliance is its count over
+	// EnrolledSubjects (as enrolled now; at most 1). They are cached apart,
+	// so reads without them cost what they did.
+	DaysFrom       string   `json:"days_from,omitempty"`
+	ReportedPerDay []uint64 `json:"reported_per_day,omitempty"`
+}
+
+// SiteDays are a study's sites' reporting subjects per day, as cached.
+type SiteDays struct {
+	From  string              `json:"from"`
+	Sites map[string][]uint64 `json:"sites"`
 }
 
 // complianceDays is how many days Days covers.
@@ -60,6 +66,7 @@ type Sites struct {
 	conn       driver.Conn
 	db         string
 	dashboards *hotcache.Cache[[]SiteDashboard]
+	perDay     *hotcache.Cache[SiteDays]
 	studies    *hotcache.Cache[[]string]
 	log        *slog.Logger
 }
@@ -87,6 +94,11 @@ func NewSites(cfg SitesConfig, deps SitesDeps) (*Sites, error) {
 	s := &Sites{conn: conn, db: db, log: log}
 	var err error
 	s.dashboards, err = hotcache.New(rdb, prefix, hotcache.Config[[]SiteDashboard]{Name: "site_dashboards",
+		Valid: codecs.CheckID, TTL: time.Minute, NegativeTTL: 30 * time.Second, Registry: reg, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("views: %w", err)
+	}
+	s.perDay, err = hotcache.New(rdb, prefix, hotcache.Config[SiteDays]{Name: "site_days",
 		Valid: codecs.CheckID, TTL: time.Minute, NegativeTTL: 30 * time.Second, Registry: reg, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("views: %w", err)
@@ -185,9 +197,21 @@ func (s *Sites) getSites(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, problem{Error: "this API key may not read study " + studies[0]})
 		return
 	}
+	withDays := false
+	switch r.URL.Query().Get("with") {
+	case "":
+	case "days":
+		withDays = true
+	default:
+		writeJSON(w, http.StatusBadRequest, problem{Error: "with must be days (the last 14 days per site) or absent"})
+		return
+	}
 	out := []SiteDashboard{}
 	for _, study := range studies {
 		d, err := s.Dashboards(r.Context(), study)
+		if err == nil && withDays {
+			d, err = s.addDays(r.Context(), study, d)
+		}
 		switch {
 		case errors.Is(err, hotcache.ErrBadKey):
 			writeJSON(w, http.StatusBadRequest, problem{Error: "study is not a valid id"})
@@ -286,16 +310,11 @@ func (s *Sites) compute(ctx context.Context, study string) ([]SiteDashboard, err
 	if err := s.addEnrolled(ctx, db, study, bySite); err != nil {
 		return nil, err
 	}
-	days, err := s.days(ctx, db, study)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]SiteDashboard, 0, len(bySite))
 	for _, d := range bySite {
 		if d.EnrolledSubjects > 0 {
 			d.Compliance = float64(recent[d.SiteID]) / float64(d.EnrolledSubjects)
 		}
-		d.DaysFrom, d.ReportedPerDay = days.dates[0], days.of(d.SiteID)
 		out = append(out, *d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SiteID < out[j].SiteID })
@@ -327,6 +346,32 @@ func (s *Sites) addEnrolled(ctx context.Context, db, study string, bySite map[st
 		d.EnrolledSubjects = n
 	}
 	return rows.Err()
+}
+
+// addDays returns d with each site's ReportedPerDay, through their cache.
+func (s *Sites) addDays(ctx context.Context, study string, d []SiteDashboard) ([]SiteDashboard, error) {
+	days, err := s.perDay.Get(ctx, study, func(ctx context.Context) (SiteDays, error) {
+		sd, err := s.days(ctx, "`"+s.db+"`", study)
+		if err != nil {
+			return SiteDays{}, err
+		}
+		out := SiteDays{From: sd.dates[0], Sites: map[string][]uint64{}}
+		for site := range sd.reported {
+			out.Sites[site] = sd.of(site)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d = slices.Clone(d)
+	for i := range d {
+		d[i].DaysFrom, d[i].ReportedPerDay = days.From, days.Sites[d[i].SiteID]
+		if d[i].ReportedPerDay == nil {
+			d[i].ReportedPerDay = make([]uint64, complianceDays)
+		}
+	}
+	return d, nil
 }
 
 // siteDays are the subjects who reported, per site and UTC day.

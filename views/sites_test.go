@@ -97,6 +97,21 @@ func TestSiteDashboardsFromTheWarehouseThroughTheCache(t *testing.T) {
 	}
 	// The last 14 days, today last: S3's report of 3 days ago is the one
 	// report of that day.
+	if s1.ReportedPerDay != nil || strings.Contains(string(body), "reported_per_day") {
+		t.Fatalf("days without ?with=days: %s", body)
+	}
+	status, body = get("/v1/sites?study=ONC-301&with=days")
+	got = nil
+	_ = json.Unmarshal(body, &got)
+	if status != 200 || len(got) != 2 {
+		t.Fatalf("with=days: %d %s", status, body)
+	}
+	if s1 = got[0]; s1.SiteID != "SITE-001" {
+		t.Fatalf("with=days: first site %+v", s1)
+	}
+	if status, _ := get("/v1/sites?study=ONC-301&with=weeks"); status != 400 {
+		t.Fatalf("with=weeks: %d, want 400", status)
+	}
 	if d := s1.ReportedPerDay; len(d) != 14 || s1.DaysFrom != now.AddDate(0, 0, -13).Format(time.DateOnly) || d[13] == 0 || d[10] != 1 || d[0] != 0 {
 		t.Fatalf("SITE-001's days from %s: %v", s1.DaysFrom, s1.ReportedPerDay)
 	}

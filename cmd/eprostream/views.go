@@ -37,9 +37,11 @@ func newViewsCmd(a *app) *cobra.Command {
 		Short: "Serve the read side: subject views, site dashboards, the live alert stream, webhooks, the dashboard page",
 		Long: `views keeps a local copy of subject-table and the latest alerts and serves,
 to callers with an API key of the read role ('eprostream apikey create --role read'):
-  GET /v1/subjects/{id}   a subject's state (X-View-Lag-Records says how fresh)
-  GET /v1/sites?study=    site dashboards (from ClickHouse, cached in Redis)
+  GET /v1/subjects/{id}   a subject's state (X-View-Lag-Records says how fresh);
+                          ?with=thresholds,alerts adds the rule levels and its alerts
+  GET /v1/sites?study=    site dashboards (from ClickHouse, cached in Redis); ?with=days
   GET /v1/studies         studies with submissions (cached)
+  GET /v1/studies/{study}/subjects/{id}/history   30 days of values (ClickHouse)
   GET /v1/alerts/stream   Server-Sent Events, ?study= ?site= ?severity=, resumes with Last-Event-ID
   GET /v1/me              what the caller's key may do (any role)
   POST /v1/alerts/{id}/ack forwarded to the ingest API at --ingest-url (operate role)

@@ -342,28 +342,23 @@ func (h *Hub) Subscribe(lastID string, recent int, f Filter) (*Subscription, []E
 	s := &Subscription{C: make(chan Event, h.cfg.Buffer), filter: f}
 	h.subs[s] = struct{}{}
 	if lastID == "" {
-		// The latest recent alerts, with the acknowledgements of those.
+		// The latest recent alerts, each once and oldest first, then the
+		// acknowledgements of those (an acknowledgement may precede its
+		// alert in the ring).
 		var backlog []Event
 		shown := map[string]bool{}
 		for i := len(h.ring) - 1; i >= 0 && len(shown) < recent; i-- {
 			if ev := h.ring[i]; ev.Ack == nil && f.Match(ev.Alert) && !shown[ev.Alert.AlertID] {
 				shown[ev.Alert.AlertID] = true
-			}
-		}
-		for i := len(h.ring) - 1; i >= 0 && len(shown) > 0; i-- {
-			if ev := h.ring[i]; shown[ev.Alert.AlertID] && f.Match(h.about(ev)) {
 				backlog = append(backlog, ev)
 			}
 		}
 		slices.Reverse(backlog)
-		// Alerts first: an acknowledgement may precede its alert in the ring.
-		acks := func(ev Event) int {
-			if ev.Ack != nil {
-				return 1
+		for _, ev := range backlog[:len(backlog):len(backlog)] {
+			if k, ok := h.acked[ev.Alert.AlertID]; ok {
+				backlog = append(backlog, h.ring[k.seq-h.first])
 			}
-			return 0
 		}
-		slices.SortStableFunc(backlog, func(a, b Event) int { return acks(a) - acks(b) })
 		return s, backlog
 	}
 	from := 0

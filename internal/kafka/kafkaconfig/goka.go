@@ -8,16 +8,17 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 
 	"github.com/eprostream/eprostream/internal/kafka/orderedcommit"
+	"github.com/eprostream/eprostream/internal/kafka/tablestore"
 )
 
 // GokaOptions returns the processor options every eprostream group uses:
 // sarama configured by Sarama (acks=all, idempotent producer, oldest offset,
 // Kafka 4 protocol) instead of goka's global defaults, topics created by
 // `eprostream migrate` only (a missing topic is an error, not a surprise
-// topic with wrong settings), local table storage under stateDir, and goka's
+// topic with wrong settings), local table storage under stateDir with
+// batched writes (tablestore.Builder), and goka's
 // log lines at debug level of log; empty records are passed to callbacks.
 func GokaOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.ProcessorOption {
 	cfg := c.ProcessorSarama(clientID)
@@ -27,7 +28,7 @@ func GokaOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.Pro
 		goka.WithConsumerGroupBuilder(orderedGroups(cfg)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, topicManagerConfig(c))),
-		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "processor"))),
+		goka.WithStorageBuilder(tablestore.Builder(filepath.Join(stateDir, "processor"))),
 		goka.WithLogger(gokaLogger{log}),
 		// An empty record is bad input like any other: it must reach the
 		// callback and the DLQ, not be dropped silently (goka's default).
@@ -86,7 +87,7 @@ func ViewOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.Vie
 		goka.WithViewClientID(clientID),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, topicManagerConfig(c))),
-		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "view"))),
+		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(stateDir, "view"))),
 		goka.WithViewLogger(gokaLogger{log}),
 		goka.WithViewAutoReconnect(),
 	}

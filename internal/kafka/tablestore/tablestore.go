@@ -14,6 +14,9 @@
 // kernel drops it even after kill -9). A second process on the same folder
 // fails at Open with ErrInUse, naming the folder and the holder's pid, and
 // deletes nothing.
+//
+// Builder is the local storage itself: goka's LevelDB layout with writes
+// and table offsets batched (see Builder).
 package tablestore
 
 import (

@@ -25,7 +25,9 @@ import (
 // runPeer compares the subject group with the Kafka Streams peer in
 // peerDir (its run.sh) on the same epro-clean records, rounds times,
 // alternating which goes first, each round on topics of its own: both
-// rates, their ratio, and whether the two sets of alert ids are equal.
+// rates, their ratio, and whether the two sets of alert ids are equal;
+// then a sarama consume → produce pass-through of the same records, the
+// anchor of the group's share of bare Kafka work.
 func runPeer(n, perSite int, peerDir string, rounds int) error {
 	if _, err := os.Stat(filepath.Join(peerDir, "run.sh")); err != nil {
 		return fmt.Errorf("-peer %s: %w (the directory of the Kafka Streams peer, with its run.sh)", peerDir, err)
@@ -41,8 +43,8 @@ func runPeer(n, perSite int, peerDir string, rounds int) error {
 	}
 	fmt.Printf("| records | %d clean submissions of %d subjects, %d partitions; both read the same records from their own copy of epro-clean |\n",
 		len(clean), 20*perSite, base.cfg.Partitions)
-	fmt.Println("| round | first | subject group (first → last record processed) | peer (first → last record processed) | ratio | subject group, start → committed | peer, start → committed | alert ids |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| round | first | subject group (first → last record processed) | peer (first → last record processed) | ratio | subject group, start → committed | peer, start → committed | pass-through (first consumed → last acknowledged) | group / pass-through | alert ids |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var failed error
 	for round := 1; round <= rounds; round++ {
 		b, err := newBench(fmt.Sprintf("peer-r%d", round))
@@ -67,6 +69,13 @@ func runPeer(n, perSite int, peerDir string, rounds int) error {
 				return err
 			}
 		}
+		// The bare Kafka work of a consume → produce step over the same
+		// records, after both: the anchor of the group's share.
+		pass, err := b.passThrough(len(clean))
+		if err != nil {
+			b.close()
+			return err
+		}
 		goIDs, err := b.alertIDs(b.names.Alerts)
 		if err != nil {
 			b.close()
@@ -86,8 +95,9 @@ func runPeer(n, perSite int, peerDir string, rounds int) error {
 		if goFirst {
 			first = "subject group"
 		}
-		fmt.Printf("| %d | %s | %.0f rec/s | %.0f rec/s | %.2f× | %.0f rec/s | %.0f rec/s | %s |\n",
-			round, first, goRun.processed, peer.processed, goRun.processed/peer.processed, goRun.drained, peer.drained, same)
+		fmt.Printf("| %d | %s | %.0f rec/s | %.0f rec/s | %.2f× | %.0f rec/s | %.0f rec/s | %.0f rec/s | %.0f %% | %s |\n",
+			round, first, goRun.processed, peer.processed, goRun.processed/peer.processed, goRun.drained, peer.drained,
+			pass, 100*goRun.processed/pass, same)
 	}
 	return failed
 }

@@ -118,8 +118,12 @@ func (s *SubjectState) Remember(id string, alerts []Alert) {
 type ItemHistory struct {
 	BaseN   int     `json:"bn,omitempty"`
 	BaseSum float64 `json:"bs,omitempty"`
-	Recent  []Point `json:"r,omitempty"`
+	Recent  Points  `json:"r,omitempty"`
 }
+
+// Points are an item's latest values, oldest first. JSON writes them as an
+// array of Point; the binary state packs them (see Points.MarshalMsg).
+type Points []Point
 
 // Point is one value at a time (unix seconds).
 type Point struct {

@@ -91,10 +91,6 @@ func (z *ItemHistory) MarshalMsg(b []byte) (o []byte, err error) {
 		zb0001Len--
 		zb0001Mask |= 0x2
 	}
-	if z.Recent == nil {
-		zb0001Len--
-		zb0001Mask |= 0x4
-	}
 	// variable map header, size zb0001Len
 	o = append(o, 0x80|uint8(zb0001Len))
 
@@ -110,19 +106,12 @@ func (z *ItemHistory) MarshalMsg(b []byte) (o []byte, err error) {
 			o = append(o, 0xa2, 0x62, 0x73)
 			o = msgp.AppendFloat64(o, z.BaseSum)
 		}
-		if (zb0001Mask & 0x4) == 0 { // if not omitted
-			// string "r"
-			o = append(o, 0xa1, 0x72)
-			o = msgp.AppendArrayHeader(o, uint32(len(z.Recent)))
-			for za0001 := range z.Recent {
-				// map header, size 2
-				// string "t"
-				o = append(o, 0x82, 0xa1, 0x74)
-				o = msgp.AppendInt64(o, z.Recent[za0001].T)
-				// string "v"
-				o = append(o, 0xa1, 0x76)
-				o = msgp.AppendFloat64(o, z.Recent[za0001].V)
-			}
+		// string "r"
+		o = append(o, 0xa1, 0x72)
+		o, err = z.Recent.MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Recent")
+			return
 		}
 	}
 	return
@@ -159,52 +148,10 @@ func (z *ItemHistory) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "r":
-			var zb0002 uint32
-			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			bts, err = z.Recent.UnmarshalMsg(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Recent")
 				return
-			}
-			if cap(z.Recent) >= int(zb0002) {
-				z.Recent = (z.Recent)[:zb0002]
-			} else {
-				z.Recent = make([]Point, zb0002)
-			}
-			for za0001 := range z.Recent {
-				var zb0003 uint32
-				zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
-				if err != nil {
-					err = msgp.WrapError(err, "Recent", za0001)
-					return
-				}
-				for zb0003 > 0 {
-					zb0003--
-					field, bts, err = msgp.ReadMapKeyZC(bts)
-					if err != nil {
-						err = msgp.WrapError(err, "Recent", za0001)
-						return
-					}
-					switch msgp.UnsafeString(field) {
-					case "t":
-						z.Recent[za0001].T, bts, err = msgp.ReadInt64Bytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Recent", za0001, "T")
-							return
-						}
-					case "v":
-						z.Recent[za0001].V, bts, err = msgp.ReadFloat64Bytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Recent", za0001, "V")
-							return
-						}
-					default:
-						bts, err = msgp.Skip(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Recent", za0001)
-							return
-						}
-					}
-				}
 			}
 		default:
 			bts, err = msgp.Skip(bts)
@@ -220,7 +167,7 @@ func (z *ItemHistory) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *ItemHistory) Msgsize() (s int) {
-	s = 1 + 3 + msgp.IntSize + 3 + msgp.Float64Size + 2 + msgp.ArrayHeaderSize + (len(z.Recent) * (5 + msgp.Int64Size + msgp.Float64Size))
+	s = 1 + 3 + msgp.IntSize + 3 + msgp.Float64Size + 2 + z.Recent.Msgsize()
 	return
 }
 
@@ -515,10 +462,40 @@ func (z *SubjectState) MarshalMsg(b []byte) (o []byte, err error) {
 				if za0002 == nil {
 					o = msgp.AppendNil(o)
 				} else {
-					o, err = za0002.MarshalMsg(o)
-					if err != nil {
-						err = msgp.WrapError(err, "Items", za0001)
-						return
+					// check for omitted fields
+					zb0002Len := uint32(3)
+					var zb0002Mask uint8 /* 3 bits */
+					_ = zb0002Mask
+					if za0002.BaseN == 0 {
+						zb0002Len--
+						zb0002Mask |= 0x1
+					}
+					if za0002.BaseSum == 0 {
+						zb0002Len--
+						zb0002Mask |= 0x2
+					}
+					// variable map header, size zb0002Len
+					o = append(o, 0x80|uint8(zb0002Len))
+
+					// skip if no fields are to be emitted
+					if zb0002Len != 0 {
+						if (zb0002Mask & 0x1) == 0 { // if not omitted
+							// string "bn"
+							o = append(o, 0xa2, 0x62, 0x6e)
+							o = msgp.AppendInt(o, za0002.BaseN)
+						}
+						if (zb0002Mask & 0x2) == 0 { // if not omitted
+							// string "bs"
+							o = append(o, 0xa2, 0x62, 0x73)
+							o = msgp.AppendFloat64(o, za0002.BaseSum)
+						}
+						// string "r"
+						o = append(o, 0xa1, 0x72)
+						o, err = za0002.Recent.MarshalMsg(o)
+						if err != nil {
+							err = msgp.WrapError(err, "Items", za0001, "Recent")
+							return
+						}
 					}
 				}
 			}
@@ -715,43 +692,78 @@ func (z *SubjectState) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					if za0002 == nil {
 						za0002 = new(ItemHistory)
 					}
-					bts, err = za0002.UnmarshalMsg(bts)
+					var zb0003 uint32
+					zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
 					if err != nil {
 						err = msgp.WrapError(err, "Items", za0001)
 						return
+					}
+					for zb0003 > 0 {
+						zb0003--
+						field, bts, err = msgp.ReadMapKeyZC(bts)
+						if err != nil {
+							err = msgp.WrapError(err, "Items", za0001)
+							return
+						}
+						switch msgp.UnsafeString(field) {
+						case "bn":
+							za0002.BaseN, bts, err = msgp.ReadIntBytes(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Items", za0001, "BaseN")
+								return
+							}
+						case "bs":
+							za0002.BaseSum, bts, err = msgp.ReadFloat64Bytes(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Items", za0001, "BaseSum")
+								return
+							}
+						case "r":
+							bts, err = za0002.Recent.UnmarshalMsg(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Items", za0001, "Recent")
+								return
+							}
+						default:
+							bts, err = msgp.Skip(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Items", za0001)
+								return
+							}
+						}
 					}
 				}
 				z.Items[za0001] = za0002
 			}
 		case "open":
-			var zb0003 uint32
-			zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
+			var zb0004 uint32
+			zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Open")
 				return
 			}
 			if z.Open == nil {
-				z.Open = make(map[string]OpenCondition, zb0003)
+				z.Open = make(map[string]OpenCondition, zb0004)
 			} else if len(z.Open) > 0 {
 				clear(z.Open)
 			}
-			for zb0003 > 0 {
+			for zb0004 > 0 {
 				var za0004 OpenCondition
-				zb0003--
+				zb0004--
 				var za0003 string
 				za0003, bts, err = msgp.ReadStringBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Open")
 					return
 				}
-				var zb0004 uint32
-				zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
+				var zb0005 uint32
+				zb0005, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Open", za0003)
 					return
 				}
-				for zb0004 > 0 {
-					zb0004--
+				for zb0005 > 0 {
+					zb0005--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
 					if err != nil {
 						err = msgp.WrapError(err, "Open", za0003)
@@ -800,13 +812,13 @@ func (z *SubjectState) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			}
 		case "plan":
 			{
-				var zb0005 []byte
-				zb0005, bts, err = msgp.ReadBytesBytes(bts, rawToBytes(z.Plan))
+				var zb0006 []byte
+				zb0006, bts, err = msgp.ReadBytesBytes(bts, rawToBytes(z.Plan))
 				if err != nil {
 					err = msgp.WrapError(err, "Plan")
 					return
 				}
-				z.Plan = rawFromBytes(zb0005)
+				z.Plan = rawFromBytes(zb0006)
 			}
 		case "fence":
 			z.Fence, bts, err = msgp.ReadInt64Bytes(bts)
@@ -816,43 +828,43 @@ func (z *SubjectState) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			}
 		case "plan_before":
 			{
-				var zb0006 []byte
-				zb0006, bts, err = msgp.ReadBytesBytes(bts, rawToBytes(z.PlanBefore))
+				var zb0007 []byte
+				zb0007, bts, err = msgp.ReadBytesBytes(bts, rawToBytes(z.PlanBefore))
 				if err != nil {
 					err = msgp.WrapError(err, "PlanBefore")
 					return
 				}
-				z.PlanBefore = rawFromBytes(zb0006)
+				z.PlanBefore = rawFromBytes(zb0007)
 			}
 		case "pos":
-			var zb0007 uint32
-			zb0007, bts, err = msgp.ReadMapHeaderBytes(bts)
+			var zb0008 uint32
+			zb0008, bts, err = msgp.ReadMapHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Pos")
 				return
 			}
 			if z.Pos == nil {
-				z.Pos = make(map[string]InputPos, zb0007)
+				z.Pos = make(map[string]InputPos, zb0008)
 			} else if len(z.Pos) > 0 {
 				clear(z.Pos)
 			}
-			for zb0007 > 0 {
+			for zb0008 > 0 {
 				var za0006 InputPos
-				zb0007--
+				zb0008--
 				var za0005 string
 				za0005, bts, err = msgp.ReadStringBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Pos")
 					return
 				}
-				var zb0008 uint32
-				zb0008, bts, err = msgp.ReadMapHeaderBytes(bts)
+				var zb0009 uint32
+				zb0009, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Pos", za0005)
 					return
 				}
-				for zb0008 > 0 {
-					zb0008--
+				for zb0009 > 0 {
+					zb0009--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
 					if err != nil {
 						err = msgp.WrapError(err, "Pos", za0005)
@@ -888,16 +900,16 @@ func (z *SubjectState) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				z.Pos[za0005] = za0006
 			}
 		case "acked":
-			var zb0009 uint32
-			zb0009, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			var zb0010 uint32
+			zb0010, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Acked")
 				return
 			}
-			if cap(z.Acked) >= int(zb0009) {
-				z.Acked = (z.Acked)[:zb0009]
+			if cap(z.Acked) >= int(zb0010) {
+				z.Acked = (z.Acked)[:zb0010]
 			} else {
-				z.Acked = make([]string, zb0009)
+				z.Acked = make([]string, zb0010)
 			}
 			for za0007 := range z.Acked {
 				z.Acked[za0007], bts, err = msgp.ReadStringBytes(bts)
@@ -907,26 +919,26 @@ func (z *SubjectState) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				}
 			}
 		case "outbox":
-			var zb0010 uint32
-			zb0010, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			var zb0011 uint32
+			zb0011, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Outbox")
 				return
 			}
-			if cap(z.Outbox) >= int(zb0010) {
-				z.Outbox = (z.Outbox)[:zb0010]
+			if cap(z.Outbox) >= int(zb0011) {
+				z.Outbox = (z.Outbox)[:zb0011]
 			} else {
-				z.Outbox = make([]OutboxAlert, zb0010)
+				z.Outbox = make([]OutboxAlert, zb0011)
 			}
 			for za0008 := range z.Outbox {
-				var zb0011 uint32
-				zb0011, bts, err = msgp.ReadMapHeaderBytes(bts)
+				var zb0012 uint32
+				zb0012, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Outbox", za0008)
 					return
 				}
-				for zb0011 > 0 {
-					zb0011--
+				for zb0012 > 0 {
+					zb0012--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
 					if err != nil {
 						err = msgp.WrapError(err, "Outbox", za0008)
@@ -976,7 +988,7 @@ func (z *SubjectState) Msgsize() (s int) {
 			if za0002 == nil {
 				s += msgp.NilSize
 			} else {
-				s += za0002.Msgsize()
+				s += 1 + 3 + msgp.IntSize + 3 + msgp.Float64Size + 2 + za0002.Recent.Msgsize()
 			}
 		}
 	}

@@ -1,7 +1,9 @@
 package codecs
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 
 	json "github.com/goccy/go-json"
 	"github.com/tinylib/msgp/msgp"
@@ -11,7 +13,7 @@ import (
 // by msgp (state_msgp.go, alert_msgp.go: run `go generate ./codecs` after
 // changing SubjectState or Alert), with the JSON field names as keys, so
 // a field added later is read as absent from older records.
-//go:generate go tool msgp -file state.go -o state_msgp.go -tests=false -io=false -d "tag json" -d "ignore AppliedIDs AppliedSums" -d "shim json.RawMessage as:[]byte using:rawToBytes/rawFromBytes"
+//go:generate go tool msgp -file state.go -o state_msgp.go -tests=false -io=false -d "tag json" -d "ignore AppliedIDs AppliedSums Points" -d "shim json.RawMessage as:[]byte using:rawToBytes/rawFromBytes"
 //go:generate go tool msgp -file alert.go -o alert_msgp.go -tests=false -io=false -d "tag json" -d "timezone utc" -d "ignore AlertOwner"
 
 // Bounds of one subject's state, enforced by the subject group before it
@@ -27,24 +29,29 @@ const (
 // group to check its size before handing it to the table.
 type EncodedState []byte
 
-// StateFormatV1 is the first byte of a binary subject-table record: one
-// version byte, then the state as MessagePack. A record that starts with
-// '{' is the JSON of earlier releases, and still decodes.
-const StateFormatV1 byte = 0x01
+// The first byte of a binary subject-table record is its format version,
+// then the state as MessagePack. StateFormatV2 (written now) packs each
+// item's points (Points.MarshalMsg); StateFormatV1 wrote them as an array
+// of maps and still decodes, as does a record that starts with '{', the
+// JSON of earlier releases.
+const (
+	StateFormatV1 byte = 0x01
+	StateFormatV2 byte = 0x02
+)
 
 // EncodeState encodes st as the table stores it.
 func EncodeState(st SubjectState) (EncodedState, error) {
-	b, err := st.MarshalMsg(append(make([]byte, 0, 1+st.Msgsize()), StateFormatV1))
+	b, err := st.MarshalMsg(append(make([]byte, 0, 1+st.Msgsize()), StateFormatV2))
 	if err != nil {
 		return nil, fmt.Errorf("codecs: encode subject state: %w", err)
 	}
 	return EncodedState(b), nil
 }
 
-// DecodeState decodes a subject-table record of either format: binary
-// (StateFormatV1) or the JSON of earlier releases.
+// DecodeState decodes a subject-table record of any format: binary
+// (StateFormatV2, StateFormatV1) or the JSON of earlier releases.
 func DecodeState(data []byte) (SubjectState, error) {
-	if len(data) == 0 || data[0] != StateFormatV1 {
+	if len(data) == 0 || data[0] != StateFormatV1 && data[0] != StateFormatV2 {
 		v, err := JSON[SubjectState]{}.Decode(data)
 		if err != nil {
 			return SubjectState{}, err
@@ -140,3 +147,131 @@ func (a *AppliedSums) UnmarshalMsg(b []byte) ([]byte, error) {
 
 // Msgsize implements msgp.Sizer.
 func (a AppliedSums) Msgsize() int { return msgp.BytesPrefixSize + 4*len(a) }
+
+// MarshalMsg appends the points as one MessagePack bin (msgp.Marshaler):
+// per point the time as a zigzag varint of its difference from the
+// previous point's (the first from 0), then the value: an integral value
+// of magnitude below 2^52 (every score and most vitals) as a zigzag varint
+// shifted left by one, any other (fractions, -0, the very large) as the
+// byte 0x01 and its 8 IEEE-754 bytes, big-endian. A day-apart score takes
+// 4 bytes instead of the 20 of a {t, v} map.
+func (ps Points) MarshalMsg(b []byte) ([]byte, error) {
+	n := 0
+	ps.each(func(dt int64, h uint64, float bool) {
+		n += varintLen(zigzag(dt))
+		if float {
+			n += 1 + 8
+		} else {
+			n += varintLen(h)
+		}
+	})
+	b = msgp.AppendBytesHeader(b, uint32(n))
+	ps.each(func(dt int64, h uint64, float bool) {
+		b = binary.AppendVarint(b, dt)
+		if float {
+			b = append(b, 0x01)
+			b = binary.BigEndian.AppendUint64(b, h)
+		} else {
+			b = binary.AppendUvarint(b, h)
+		}
+	})
+	return b, nil
+}
+
+// each calls f with each point's time difference and its value: the
+// shifted zigzag varint of an integral one, or (float) the IEEE-754 bits
+// of another.
+func (ps Points) each(f func(dt int64, h uint64, float bool)) {
+	var prev int64
+	for _, p := range ps {
+		dt := p.T - prev
+		prev = p.T
+		if i := int64(p.V); float64(i) == p.V && i > -1<<52 && i < 1<<52 && (i != 0 || !math.Signbit(p.V)) {
+			f(dt, zigzag(i)<<1, false)
+		} else {
+			f(dt, math.Float64bits(p.V), true)
+		}
+	}
+}
+
+func varintLen(u uint64) int {
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+func zigzag(i int64) uint64 { return uint64(i<<1) ^ uint64(i>>63) }
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// UnmarshalMsg implements msgp.Unmarshaler: the packed bin of
+// StateFormatV2, or the array of {t, v} maps of StateFormatV1.
+func (ps *Points) UnmarshalMsg(b []byte) ([]byte, error) {
+	if msgp.NextType(b) == msgp.ArrayType {
+		return ps.unmarshalV1(b)
+	}
+	raw, rest, err := msgp.ReadBytesZC(b)
+	if err != nil {
+		return b, err
+	}
+	// At least 2 bytes a point; the capacity is bounded for a damaged bin.
+	out := make(Points, 0, min(len(raw)/2, 64))
+	var t int64
+	for len(raw) > 0 {
+		d, n := binary.Varint(raw)
+		if n <= 0 {
+			return b, fmt.Errorf("points: bad time")
+		}
+		t += d
+		raw = raw[n:]
+		h, n := binary.Uvarint(raw)
+		switch {
+		case n <= 0:
+			return b, fmt.Errorf("points: bad value")
+		case h == 0x01:
+			if len(raw) < 1+8 {
+				return b, fmt.Errorf("points: cut value")
+			}
+			out = append(out, Point{T: t, V: math.Float64frombits(binary.BigEndian.Uint64(raw[1:]))})
+			raw = raw[1+8:]
+		case h&1 != 0:
+			return b, fmt.Errorf("points: unknown value tag %#x", h)
+		default:
+			out = append(out, Point{T: t, V: float64(unzigzag(h >> 1))})
+			raw = raw[n:]
+		}
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	*ps = out
+	return rest, nil
+}
+
+// unmarshalV1 reads the array of {t, v} maps StateFormatV1 wrote.
+func (ps *Points) unmarshalV1(b []byte) ([]byte, error) {
+	n, b, err := msgp.ReadArrayHeaderBytes(b)
+	if err != nil {
+		return b, err
+	}
+	if int(n) > len(b) {
+		return b, fmt.Errorf("points: %d points in %d bytes", n, len(b))
+	}
+	out := make(Points, n)
+	for i := range out {
+		if b, err = out[i].UnmarshalMsg(b); err != nil {
+			return b, err
+		}
+	}
+	if n == 0 {
+		out = nil
+	}
+	*ps = out
+	return b, nil
+}
+
+// Msgsize implements msgp.Sizer: an upper bound.
+func (ps Points) Msgsize() int { return msgp.BytesPrefixSize + 19*len(ps) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"reflect"
 	"testing"
@@ -34,8 +35,8 @@ func TestBinaryStateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(enc) < 2 || enc[0] != StateFormatV1 {
-				t.Fatalf("the record starts % x, want the binary format byte %#x", enc[:min(4, len(enc))], StateFormatV1)
+			if len(enc) < 2 || enc[0] != StateFormatV2 {
+				t.Fatalf("the record starts % x, want the binary format byte %#x", enc[:min(4, len(enc))], StateFormatV2)
 			}
 			got, err := DecodeState(enc)
 			if err != nil {
@@ -83,30 +84,66 @@ func TestJSONStatesStillDecodeAndMoveToBinary(t *testing.T) {
 	t.Logf("rich state: JSON %d bytes, binary %d bytes", len(js), len(enc))
 }
 
-// testdata/subject_state_v1.bin is what the first binary format wrote;
-// it must decode in every later build. UPDATE_GOLDEN=1 writes it again,
-// which only a new format version may do.
-func TestGoldenSubjectStateBinaryV1Decodes(t *testing.T) {
-	const path = "testdata/subject_state_v1.bin"
-	if os.Getenv("UPDATE_GOLDEN") == "1" {
-		enc, err := EncodeState(richState())
+// testdata/subject_state_v1.bin is what the first binary format wrote and
+// subject_state_v2.bin what this one writes; both must decode in every
+// later build. UPDATE_GOLDEN=1 writes the current format's file again,
+// which only a new format version may do; older files are never written.
+func TestGoldenSubjectStateBinaryDecodes(t *testing.T) {
+	for _, path := range []string{"testdata/subject_state_v1.bin", "testdata/subject_state_v2.bin"} {
+		if os.Getenv("UPDATE_GOLDEN") == "1" && path == "testdata/subject_state_v2.bin" {
+			enc, err := EncodeState(richState())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, enc, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, enc, 0o644); err != nil {
-			t.Fatal(err)
+		got, err := DecodeState(b)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if want := richState(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s decodes to\n%+v\nwant\n%+v", path, got, want)
 		}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// Points pack every value exactly: integral values as varints, fractions,
+// negative zero, huge and non-integral values as their IEEE-754 bits, and
+// times in any order (deltas may be negative).
+func TestPackedPointsAreExact(t *testing.T) {
+	ps := Points{{T: 1795000000, V: 3}, {T: 1795086400, V: 0}, {T: 1795000000, V: -2}, {T: 0, V: 38.4},
+		{T: -7, V: math.Copysign(0, -1)}, {T: 1 << 62, V: 1 << 53}, {T: -1 << 62, V: -1e300}, {T: 5, V: math.Inf(1)},
+		{T: 6, V: 1<<52 - 1}, {T: 7, V: -(1<<52 - 1)}}
+	enc, _ := ps.MarshalMsg(nil)
+	var got Points
+	rest, err := got.UnmarshalMsg(enc)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("decode: %v, %d bytes left", err, len(rest))
 	}
-	got, err := DecodeState(b)
-	if err != nil {
-		t.Fatal(err)
+	if len(got) != len(ps) {
+		t.Fatalf("%d points, want %d", len(got), len(ps))
 	}
-	if want := richState(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("golden binary v1 decodes to\n%+v\nwant\n%+v", got, want)
+	for i := range ps {
+		if got[i].T != ps[i].T || math.Float64bits(got[i].V) != math.Float64bits(ps[i].V) {
+			t.Fatalf("point %d: %+v, want %+v", i, got[i], ps[i])
+		}
+	}
+	// A day-apart daily score is 4 bytes, not a 20-byte {t, v} map.
+	day := Points{{T: 1795000000, V: 2}, {T: 1795086400, V: 3}}
+	enc, _ = day.MarshalMsg(nil)
+	if len(enc) > 2+5+1+3+1 {
+		t.Fatalf("two daily scores packed into %d bytes", len(enc))
+	}
+	for _, bad := range [][]byte{{0xc4, 1, 0x80}, {0xc4, 2, 0x02, 0x03}, {0xc4, 3, 0x02, 0x01, 0x00}, {0xc4, 2, 0x02, 0x80}} {
+		if _, err := new(Points).UnmarshalMsg(bad); err == nil {
+			t.Fatalf("damaged points % x decoded", bad)
+		}
 	}
 }
 

@@ -156,42 +156,39 @@ func (a AppliedSums) Msgsize() int { return msgp.BytesPrefixSize + 4*len(a) }
 // byte 0x01 and its 8 IEEE-754 bytes, big-endian. A day-apart score takes
 // 4 bytes instead of the 20 of a {t, v} map.
 func (ps Points) MarshalMsg(b []byte) ([]byte, error) {
-	n := 0
-	ps.each(func(dt int64, h uint64, float bool) {
-		n += varintLen(zigzag(dt))
-		if float {
-			n += 1 + 8
-		} else {
+	n, prev := 0, int64(0)
+	for _, p := range ps {
+		n += varintLen(zigzag(p.T - prev))
+		prev = p.T
+		if h, ok := integral(p.V); ok {
 			n += varintLen(h)
-		}
-	})
-	b = msgp.AppendBytesHeader(b, uint32(n))
-	ps.each(func(dt int64, h uint64, float bool) {
-		b = binary.AppendVarint(b, dt)
-		if float {
-			b = append(b, 0x01)
-			b = binary.BigEndian.AppendUint64(b, h)
 		} else {
-			b = binary.AppendUvarint(b, h)
+			n += 1 + 8
 		}
-	})
+	}
+	b, prev = msgp.AppendBytesHeader(b, uint32(n)), 0
+	for _, p := range ps {
+		b = binary.AppendVarint(b, p.T-prev)
+		prev = p.T
+		if h, ok := integral(p.V); ok {
+			b = binary.AppendUvarint(b, h)
+		} else {
+			b = append(b, 0x01)
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(p.V))
+		}
+	}
 	return b, nil
 }
 
-// each calls f with each point's time difference and its value: the
-// shifted zigzag varint of an integral one, or (float) the IEEE-754 bits
-// of another.
-func (ps Points) each(f func(dt int64, h uint64, float bool)) {
-	var prev int64
-	for _, p := range ps {
-		dt := p.T - prev
-		prev = p.T
-		if i := int64(p.V); float64(i) == p.V && i > -1<<52 && i < 1<<52 && (i != 0 || !math.Signbit(p.V)) {
-			f(dt, zigzag(i)<<1, false)
-		} else {
-			f(dt, math.Float64bits(p.V), true)
-		}
+// integral is v's packed header when v is integral, of magnitude below
+// 2^52 and not -0: its zigzag form shifted left by one (the low bit 0
+// tells it from the float tag 0x01).
+func integral(v float64) (uint64, bool) {
+	i := int64(v)
+	if float64(i) != v || i <= -1<<52 || i >= 1<<52 || i == 0 && math.Signbit(v) {
+		return 0, false
 	}
+	return zigzag(i) << 1, true
 }
 
 func varintLen(u uint64) int {

@@ -18,8 +18,8 @@ import (
 // Kafka 4 protocol) instead of goka's global defaults, topics created by
 // `eprostream migrate` only (a missing topic is an error, not a surprise
 // topic with wrong settings), local table storage under stateDir with
-// batched writes (tablestore.Builder), and goka's
-// log lines at debug level of log; empty records are passed to callbacks.
+// batched writes (tablestore.Builder), and goka's log lines at debug level
+// of log; empty records are passed to callbacks.
 func GokaOptions(c Conn, clientID, stateDir string, log *slog.Logger) []goka.ProcessorOption {
 	cfg := c.ProcessorSarama(clientID)
 	return []goka.ProcessorOption{
